@@ -1,0 +1,26 @@
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint fmt typecheck lock bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+demo: ## Train a churn model and serve it (same as ./scripts/demo)
+	./scripts/demo
+
+test: ## Lint, type check and run every test (same as ./scripts/test)
+	./scripts/test
+
+lint: ## ruff check + format check
+	uv run ruff check services tests bench && uv run ruff format --check services tests bench
+
+fmt: ## Format and autofix
+	uv run ruff format services tests bench && uv run ruff check --fix services tests bench
+
+typecheck: ## mypy strict
+	uv run mypy
+
+lock: ## Re-resolve uv.lock after editing pyproject.toml
+	uv lock
+
+bench: ## Run every benchmark and record results under bench/results/
+	for b in bench/*.py; do uv run python $$b; done

@@ -1,0 +1,33 @@
+"""The `sluice` command. Each service's commands live in its own ``cli.py``; this file
+only assembles them and turns Sluice errors into a message and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sluice.core.errors import SluiceError
+
+app = typer.Typer(
+    name="sluice",
+    help="Serve ML models safely: train, register, serve, route, watch for drift.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+serve = typer.Typer(help="Run one Sluice service in the foreground.", no_args_is_help=True)
+app.add_typer(serve, name="serve")
+
+
+def main() -> None:
+    """Entry point: run the CLI; a SluiceError becomes `error: ...` on stderr and exit 1."""
+    try:
+        app()
+    except SluiceError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
