@@ -8,6 +8,7 @@ import sys
 import typer
 
 from sluice.core.errors import SluiceError
+from sluice.trainer.cli import data_app, models_app, train
 
 app = typer.Typer(
     name="sluice",
@@ -18,6 +19,9 @@ app = typer.Typer(
 )
 serve = typer.Typer(help="Run one Sluice service in the foreground.", no_args_is_help=True)
 app.add_typer(serve, name="serve")
+app.add_typer(data_app, name="data")
+app.command("train")(train)
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:

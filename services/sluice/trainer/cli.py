@@ -1,0 +1,209 @@
+"""The trainer's commands: `sluice data generate|example`, `sluice train`, `sluice models list`.
+
+Results go to stdout; progress goes to stderr. Errors are SluiceErrors, which the
+top-level ``sluice`` command prints as ``error: ...`` with exit code 1. pandas,
+scikit-learn and skl2onnx are imported inside the commands that need them, so the other
+`sluice` commands start without paying seconds for them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sluice.core.registry import FeatureSpec, ModelCard, ModelRegistry
+from sluice.trainer.progress import ConsoleSteps
+from sluice.trainer.versions import ensure_new_version
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+class Algorithm(enum.StrEnum):
+    logreg = "logreg"
+    hgb = "hgb"
+    rf = "rf"
+
+
+data_app = typer.Typer(help="Make and inspect data: a churn table, an example request.")
+models_app = typer.Typer(help="Look at the model registry.")
+
+RegistryOption = Annotated[
+    Path, typer.Option("--registry", help="Registry folder (ROOT/<model>/<version>/).")
+]
+
+
+@data_app.command("generate")
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="File to write: .csv or .parquet.")],
+    rows: Annotated[int, typer.Option(min=1, help="Customers (rows) to generate.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same table.")] = 0,
+    shift_feature: Annotated[
+        str | None,
+        typer.Option(
+            help="Drift demo: shift this feature. Numeric (e.g. monthly_charges): add "
+            "--shift-amount standard deviations. Categorical (region, plan, contract, "
+            "payment_method): move a --shift-amount fraction of the other rows to --shift-to."
+        ),
+    ] = None,
+    shift_amount: Annotated[
+        float, typer.Option(help="Std units (numeric) or fraction 0..1 (categorical).")
+    ] = 0.0,
+    shift_to: Annotated[
+        str | None, typer.Option(help="Target category of a categorical shift, e.g. premium.")
+    ] = None,
+    churn_rate: Annotated[
+        float | None,
+        typer.Option(help="Label shift: expected share of churners, 0..1 (natural: ~0.25)."),
+    ] = None,
+) -> None:
+    """Write a realistic customer-churn table, one row per customer, deterministic per seed.
+
+    Ids and times: customer_id, event_timestamp (UTC, the 90 days before 2026-11-01).
+
+    Numeric: age, tenure_months, monthly_charges, total_charges, support_calls,
+    data_usage_gb, days_since_last_login, num_products.
+
+    Categorical: region, plan, contract, payment_method. Label: churned (0/1, about 25%).
+
+    Shifts are applied before the label is drawn, to the same customers as without them.
+    """
+    from sluice.trainer.data import generate_churn
+    from sluice.trainer.tables import table_format, write_table
+
+    table_format(out)
+    steps = ConsoleSteps()
+    with steps.step(f"generate {rows:,} churn rows"):
+        table = generate_churn(
+            rows, seed, shift_feature=shift_feature, shift_amount=shift_amount,
+            shift_to=shift_to, churn_rate=churn_rate,
+        )  # fmt: skip
+    with steps.step(f"write {out}"):
+        write_table(table, out)
+    rate = float(table["churned"].mean())
+    typer.echo(f"wrote {len(table):,} rows to {out} (churn rate {rate:.1%})")
+
+
+@data_app.command("example")
+def example(
+    registry: RegistryOption,
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str, typer.Option(help="Model version.")],
+) -> None:
+    """Print a valid request body for POST /v1/models/{model}:predict, from the model card.
+
+    Every feature gets its training default (median or most frequent category).
+    """
+    card = ModelRegistry(registry).card(model, version)
+    instance = {spec.name: example_value(spec) for spec in card.features}
+    typer.echo(json.dumps({"instances": [instance]}))
+
+
+def example_value(spec: FeatureSpec) -> Any:
+    """A feature's training default as a client would send it (ints as ints, bools as bools).
+
+    For example a numeric int64 feature with default 2.5 gives 2 (rounded half to even),
+    a bool one with default 1.0 gives true.
+    """
+    if spec.kind == "categorical":
+        return spec.default if spec.default is not None else (spec.categories or [""])[0]
+    value = float(spec.default) if isinstance(spec.default, int | float) else 0.0
+    if spec.dtype == "bool":
+        return value >= 0.5
+    if spec.dtype == "int64":
+        return round(value)
+    return value
+
+
+def train(
+    model: Annotated[str, typer.Option(help="Model name, e.g. churn.")],
+    version: Annotated[str, typer.Option(help="New version name, e.g. v1 (never replaced).")],
+    registry: RegistryOption,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Training table (.csv or .parquet); default: a generated churn table."),
+    ] = None,
+    label: Annotated[str, typer.Option(help="Label column (binary or multi-class).")] = "churned",
+    algorithm: Annotated[
+        Algorithm, typer.Option(help="logreg, hgb (histogram gradient boosting) or rf.")
+    ] = Algorithm.hgb,
+    seed: Annotated[int, typer.Option(help="Seed for the split, the model and the profile.")] = 0,
+    rows: Annotated[
+        int, typer.Option(min=1, help="Rows to generate when --data is not given.")
+    ] = 10_000,
+    threads: Annotated[
+        int, typer.Option(min=1, help="CPU threads for the fit (more helps only on idle cores).")
+    ] = 1,
+) -> None:
+    """Train a model on a table, check its ONNX export, and register it as a new version.
+
+    Numeric columns are scaled, text columns one-hot encoded.
+
+    Id and timestamp columns are left out; the first id column becomes the entity key.
+
+    The version is registered only if ONNX and scikit-learn agree within 1e-5.
+    """
+    from sluice.trainer.schema import infer_schema
+    from sluice.trainer.tables import load_table
+
+    store = ModelRegistry(registry)
+    ensure_new_version(store, model, version)
+    steps = ConsoleSteps()
+    table, source = load_table(data, rows=rows, seed=seed, steps=steps)
+    infer_schema(table, label)  # refuse an unusable table before importing scikit-learn
+    from sluice.trainer.service import train_and_register  # takes seconds to import
+
+    card = train_and_register(
+        table, model=model, version=version, registry=store, label=label,
+        algorithm=algorithm.value, seed=seed, source=source, steps=steps, threads=threads,
+    )  # fmt: skip
+    typer.echo(summary(card, store.path(model, version)))
+
+
+def summary(card: ModelCard, path: Path) -> str:
+    scores = "  ".join(f"{k} {v:.3f}" for k, v in card.metrics.items())
+    return "\n".join(
+        [
+            f"registered {card.model} {card.version} at {path}",
+            f"  {card.algorithm} on {card.data.train_rows:,} rows, {len(card.features)} "
+            f"features, classes {', '.join(card.classes)}",
+            f"  held-out ({card.data.test_rows:,} rows): {scores}",
+            f"  ONNX parity: max |p_sklearn - p_onnx| = {card.parity_max_abs_diff:.2g}",
+        ]
+    )
+
+
+@models_app.command("list")
+def list_models(registry: RegistryOption) -> None:
+    """List every registered version: model, version, algorithm, created, held-out metrics."""
+    store = ModelRegistry(registry)
+    rows = [["model", "version", "algorithm", "created", *METRICS]]
+    for name in store.models():
+        for version in store.versions(name):
+            try:
+                card = store.card(name, version)
+            except (ValueError, OSError) as exc:
+                typer.echo(f"warning: skipping {name} {version}: {exc}", err=True)
+                continue
+            metrics = [f"{card.metrics[m]:.3f}" if m in card.metrics else "-" for m in METRICS]
+            rows.append([name, version, card.algorithm, card.created_at, *metrics])
+    if len(rows) == 1 and not store.root.is_dir():
+        typer.echo(f"no registry at {registry} yet", err=True)
+    sys.stdout.write(format_table(rows))
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Left-aligned columns two spaces apart, no trailing blanks.
+
+    For example [["model", "v"], ["churn", "v1"]] gives "model  v\\nchurn  v1\\n".
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "".join(f"{line}\n" for line in lines)

@@ -1,0 +1,127 @@
+"""Train one model version from a table and register it: the trainer's one job.
+
+infer the schema -> split -> fit -> score on held-out rows -> export to ONNX -> check parity
+-> profile -> card -> register. Nothing is written unless every step succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from sluice.core.errors import InvalidInput
+from sluice.core.registry import DataInfo, FeatureSpec, ModelCard, ModelRegistry
+from sluice.trainer import card as cards
+from sluice.trainer.export import check_parity, parity, to_onnx
+from sluice.trainer.pipeline import (
+    ALGORITHMS,
+    build_pipeline,
+    evaluate,
+    fit,
+    hyperparameters,
+    split,
+)
+from sluice.trainer.profile import build_profile
+from sluice.trainer.progress import QuietSteps, Steps
+from sluice.trainer.schema import TableSchema, feature_frame, infer_schema, label_values
+from sluice.trainer.tables import fingerprint
+from sluice.trainer.versions import ensure_new_version
+
+log = logging.getLogger(__name__)
+
+
+def train_and_register(
+    table: pd.DataFrame,
+    *,
+    model: str,
+    version: str,
+    registry: ModelRegistry,
+    label: str = "churned",
+    algorithm: str = "hgb",
+    seed: int = 0,
+    source: str | None = None,
+    steps: Steps | None = None,
+    threads: int = 1,
+) -> ModelCard:
+    """Fit ``algorithm`` on ``table`` to predict ``label`` and register it as model/version.
+
+    Raises InvalidInput for a table that cannot train (saying why), Conflict when the
+    version exists (checked first, before any work, and again when registering), and
+    ParityFailed when the ONNX export does not reproduce scikit-learn's probabilities.
+    ``steps`` reports progress; ``threads`` caps the CPU threads the fit uses.
+    """
+    steps = steps or QuietSteps()
+    ensure_new_version(registry, model, version)
+    if algorithm not in ALGORITHMS:
+        raise InvalidInput(f"unknown algorithm {algorithm!r}: pick one of {', '.join(ALGORITHMS)}")
+    schema = infer_schema(table, label)
+    steps.note(_describe(schema))
+    x = feature_frame(table, schema)
+    x_train_raw, x_test_raw, y_train, y_test = split(x, label_values(table[label]), seed)
+    specs = cards.feature_specs(schema.features, x_train_raw, x)
+    x_train, x_test = _fill_categories(x_train_raw, specs), _fill_categories(x_test_raw, specs)
+    numeric = [c.name for c in schema.features if c.kind == "numeric"]
+    impute = bool(x[numeric].isna().any().any())
+    pipeline = build_pipeline(schema.features, algorithm, seed, impute=impute)
+    with steps.step(f"fit {algorithm} on {len(x_train):,} rows, {len(specs)} features"):
+        fit(pipeline, x_train, y_train, threads=threads)
+    classes = list(pipeline.classes_)
+    held_out = pipeline.predict_proba(x_test)
+    metrics = evaluate(y_test, held_out, classes)
+    with steps.step("export to ONNX"):
+        onnx_model = to_onnx(pipeline, schema.features)
+    with steps.step(f"check ONNX parity on {len(x_test):,} held-out rows"):
+        diff = parity(onnx_model, schema.features, x_test, held_out)
+        check_parity(diff)
+    names = [str(c) for c in classes]
+    with steps.step("profile the training data"):
+        profile = build_profile(x_train_raw, schema.features, held_out, y_test, names, label, seed)
+        table_hash = fingerprint(table)
+    card = ModelCard(
+        model=model,
+        version=version,
+        created_at=cards.utc_now(),
+        algorithm=algorithm,
+        hyperparameters=hyperparameters(pipeline),
+        label=label,
+        classes=names,
+        features=specs,
+        entity_key=schema.entity_key,
+        metrics=metrics,
+        data=DataInfo(
+            fingerprint=table_hash,
+            rows=len(table),
+            train_rows=len(x_train),
+            test_rows=len(x_test),
+            source=source,
+        ),
+        packages=cards.package_versions(),
+        git_commit=cards.git_commit(),
+        parity_max_abs_diff=diff,
+    )
+    path = registry.register(card, profile, onnx_model)
+    log.info(
+        "registered model version",
+        extra={"model": model, "version": version, "path": str(path), **metrics},
+    )
+    return card
+
+
+def _describe(schema: TableSchema) -> str:
+    kinds = [c.kind for c in schema.features]
+    text = f"features: {kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical"
+    if schema.excluded:
+        text += "; left out: " + ", ".join(f"{k} ({v})" for k, v in schema.excluded.items())
+    if schema.entity_key:
+        text += f"; entity key: {schema.entity_key}"
+    return text
+
+
+def _fill_categories(x: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
+    """Missing categories replaced by the training default: ONNX strings cannot be missing."""
+    filled = x.copy()
+    for spec in specs:
+        if spec.kind == "categorical" and spec.allow_missing:
+            filled[spec.name] = filled[spec.name].where(filled[spec.name].notna(), spec.default)
+    return filled

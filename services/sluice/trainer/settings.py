@@ -1,0 +1,68 @@
+"""The trainer job's settings: env ``SLUICE_TRAINER_*`` (what Dockerfile.train runs).
+
+The same fields as ``sluice train``'s options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sluice.core.errors import InvalidInput
+from sluice.core.registry import check_name
+from sluice.core.settings import LogLevel
+
+ENV_PREFIX = "SLUICE_TRAINER_"
+
+
+class Settings(BaseSettings):
+    """One training run: which table, which model and version, which registry."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    model: str
+    """Name of the model to register, e.g. ``churn``."""
+
+    version: str
+    """New version name, e.g. ``v2``; an existing version is never replaced."""
+
+    registry: Path
+    """The model registry folder (a volume shared with the model servers)."""
+
+    data: Path | None = None
+    """Training table (.csv or .parquet); unset: a generated churn table."""
+
+    label: str = "churned"
+    """The label column: binary or multi-class."""
+
+    algorithm: Literal["logreg", "hgb", "rf"] = "hgb"
+    """logreg (logistic regression), hgb (histogram gradient boosting) or rf (random forest)."""
+
+    seed: int = 0
+    """Seed for the generated table, the train/held-out split, the model and the profile."""
+
+    rows: int = Field(default=10_000, ge=1)
+    """Rows to generate when ``data`` is unset."""
+
+    threads: int = Field(default=1, ge=1)
+    """CPU threads the fit may use; more only helps with cores the trainer has to itself."""
+
+    log_level: LogLevel = "INFO"
+    """Lowest level written to the JSON log."""
+
+    @field_validator("model", "version")
+    @classmethod
+    def _plain_name(cls, value: str, info: ValidationInfo) -> str:
+        field = info.field_name or "name"
+        try:
+            return check_name(field, value)
+        except InvalidInput as exc:
+            raise ValueError(f"{env_var(field)}: {exc.message}") from None
+
+
+def env_var(field: str) -> str:
+    """The variable behind a field: ``model`` -> SLUICE_TRAINER_MODEL."""
+    return f"{ENV_PREFIX}{field.upper()}"
