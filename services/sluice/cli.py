@@ -8,6 +8,7 @@ import sys
 import typer
 
 from sluice.core.errors import SluiceError
+from sluice.model_server.cli import serve as serve_model_server
 from sluice.trainer.cli import data_app, models_app, train
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(serve, name="serve")
 app.add_typer(data_app, name="data")
 app.command("train")(train)
 app.add_typer(models_app, name="models")
+serve.command("model-server")(serve_model_server)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
@@ -44,6 +45,12 @@ class HttpMetrics:
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
+    if route is None and scope.get("endpoint") is not None:
+        # FastAPI's router puts only its own APIRoutes in scope["route"]; find a plain
+        # Starlette route (app.add_route) by the endpoint the router matched.
+        endpoint = scope["endpoint"]
+        routes = getattr(scope.get("router"), "routes", ())
+        route = next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
 
@@ -54,6 +61,8 @@ class RequestMiddleware:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # labels() costs a lock and a tuple per call: keep the children per (route, code)
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +88,14 @@ class RequestMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             endpoint = _route_template(scope)
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.duration.labels(endpoint).observe(time.perf_counter() - start)
+            series = self._series.get((endpoint, status))
+            if series is None:
+                series = self._series[(endpoint, status)] = (
+                    self.metrics.requests.labels(endpoint, str(status)),
+                    self.metrics.duration.labels(endpoint),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
             if status >= 500:
                 log.warning("request failed", extra={"path": scope["path"], "status": status})
             ctx.request_id.reset(token)

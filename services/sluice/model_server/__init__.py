@@ -1,0 +1,1 @@
+"""The model server: one registered ONNX model version over the Open Inference Protocol (V2)."""

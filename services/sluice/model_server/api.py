@@ -1,0 +1,160 @@
+"""HTTP endpoints: parse the request, call the ModelService, shape the response.
+
+Open Inference Protocol (V2) REST, with Triton's binary tensor data extension, and a
+friendly KServe-V1 style ``:predict``. The hot paths are plain Starlette endpoints that
+parse bodies with orjson: no pydantic model sits between the bytes and the numpy arrays.
+V2 errors are ``{"error": "message"}``; V1 errors use the core shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluice import __version__
+from sluice.core.errors import InvalidInput, SluiceError, json_response, v2_error_response
+from sluice.core.http import read_body
+from sluice.model_server.backends import LABEL, OUTPUTS, PROBABILITIES
+from sluice.model_server.codec import CodecError
+from sluice.model_server.errors import MalformedRequest
+from sluice.model_server.protocol import (
+    HEADER_LENGTH,
+    infer_response,
+    parse_infer_request,
+    select_outputs,
+    split_body,
+)
+from sluice.model_server.service import ModelService
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+SERVER_NAME = "sluice-model-server"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def add_routes(app: FastAPI, service: ModelService, max_body_bytes: int) -> None:
+    """Mount the V2 and V1 endpoints for ``service`` on ``app``."""
+
+    async def server_live(_: Request) -> Response:
+        return json_response(200, {"live": True})
+
+    async def server_ready(_: Request) -> Response:
+        return json_response(200 if service.ready else 503, {"ready": service.ready})
+
+    async def server_metadata(_: Request) -> Response:
+        return json_response(
+            200, {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+        )
+
+    async def model_metadata(request: Request) -> Response:
+        service.check_target(**request.path_params)
+        return json_response(200, service.metadata())
+
+    async def model_ready(request: Request) -> Response:
+        service.check_target(**request.path_params)
+        return json_response(
+            200 if service.ready else 503, {"name": service.card.model, "ready": service.ready}
+        )
+
+    async def infer(request: Request) -> Response:
+        service.check_target(**request.path_params)
+        service.runtime()  # 503 before reading a body the model cannot answer yet
+        body = await read_body(request, max_body_bytes)
+        try:
+            head, tail = split_body(body, request.headers.get(HEADER_LENGTH))
+            parsed = parse_infer_request(_json(head), tail)
+            wanted = select_outputs(parsed, OUTPUTS)
+        except CodecError as exc:
+            raise InvalidInput(str(exc)) from None
+        labels, probabilities = await service.infer(parsed.inputs)
+        request_id = parsed.id or _request_id(request)
+        doc, binary = infer_response(
+            service.card.model,
+            service.card.version,
+            request_id,
+            {LABEL: labels, PROBABILITIES: probabilities},
+            wanted,
+        )
+        if not binary:
+            return json_response(200, doc)
+        head = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+        return Response(
+            head + binary,
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(len(head))},
+        )
+
+    async def v1_model(request: Request) -> Response:
+        service.check_target(request.path_params["model"])
+        return json_response(200, {"name": service.card.model, "ready": service.ready})
+
+    async def v1_predict(request: Request) -> Response:
+        service.check_target(request.path_params["model"])
+        service.runtime()
+        doc = _json(await read_body(request, max_body_bytes))
+        if not isinstance(doc, dict) or "instances" not in doc:
+            raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
+        labels, probabilities = await service.predict(doc["instances"])
+        classes = service.card.classes
+        predictions = [
+            {"label": _label(label), "probabilities": dict(zip(classes, row, strict=True))}
+            for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True)
+        ]
+        return json_response(
+            200,
+            {
+                "predictions": predictions,
+                "model_name": service.card.model,
+                "model_version": service.card.version,
+            },
+        )
+
+    v2: list[tuple[str, Endpoint, str]] = [
+        ("/v2/models/{model}/infer", infer, "POST"),
+        ("/v2/models/{model}/versions/{version}/infer", infer, "POST"),
+        ("/v2/health/live", server_live, "GET"),
+        ("/v2/health/ready", server_ready, "GET"),
+        ("/v2", server_metadata, "GET"),
+        ("/v2/models/{model}", model_metadata, "GET"),
+        ("/v2/models/{model}/versions/{version}", model_metadata, "GET"),
+        ("/v2/models/{model}/ready", model_ready, "GET"),
+        ("/v2/models/{model}/versions/{version}/ready", model_ready, "GET"),
+    ]
+    app.add_route("/v1/models/{model}:predict", v1_predict, methods=["POST"])
+    for path, endpoint, method in v2:
+        app.add_route(path, _v2_errors(endpoint), methods=[method])
+    app.add_route("/v1/models/{model}", v1_model, methods=["GET"])
+
+
+def _v2_errors(endpoint: Endpoint) -> Endpoint:
+    """Answer our errors in the V2 shape, ``{"error": "message"}``."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except SluiceError as exc:
+            return v2_error_response(exc)
+
+    return wrapped
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _request_id(request: Request) -> str:
+    state: dict[str, Any] = request.scope.get("state", {})
+    rid = state.get("request_id")
+    return rid if isinstance(rid, str) else uuid.uuid4().hex
+
+
+def _label(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

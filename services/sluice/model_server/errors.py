@@ -1,0 +1,24 @@
+"""The model server's errors, children of the core families."""
+
+from __future__ import annotations
+
+from sluice.core.errors import InvalidInput, NotFound, Unavailable
+
+
+class MalformedRequest(InvalidInput):
+    """The body is not JSON, or not the protocol's shape at the top level."""
+
+    status = 400
+    code = "bad_request"
+
+
+class ModelNotFound(NotFound):
+    """The request names a model or version this server does not serve."""
+
+    code = "model_not_found"
+
+
+class ModelNotReady(Unavailable):
+    """The model is still loading (or failed to load); try again later."""
+
+    code = "model_not_ready"

@@ -1,0 +1,177 @@
+"""One request through the interfaces: check the inputs, run the model, record metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from sluice.core.errors import InvalidInput, PayloadTooLarge
+from sluice.core.registry import ModelCard
+from sluice.model_server.backends import LABEL, PROBABILITIES, Runtime
+from sluice.model_server.codec import Tensor, datatype_of
+from sluice.model_server.errors import ModelNotFound, ModelNotReady
+from sluice.model_server.metrics import Metrics, scores
+from sluice.model_server.settings import Settings
+from sluice.model_server.validation import (
+    BatchTooLarge,
+    InputSpec,
+    ValidationError,
+    build_feed,
+    columns_from_instances,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "onnxruntime"
+
+
+class ModelService:
+    """Serves one model version: loads it, says whether it is ready, answers inferences."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        settings: Settings,
+        metrics: Metrics,
+        load_runtime: Callable[[], Runtime],
+    ) -> None:
+        self.card = card
+        self.metrics = metrics
+        self._load_runtime = load_runtime
+        self._max_batch = settings.max_batch_size
+        mode = settings.inference_mode
+        self._pool_from_rows = {"direct": 2**62, "thread": 0}.get(mode, settings.thread_min_rows)
+        self._pool: ThreadPoolExecutor | None = None
+        if self._pool_from_rows < 2**62:
+            self._pool = ThreadPoolExecutor(settings.inference_threads, "inference")
+        self._runtime: Runtime | None = None
+        self.inputs: list[InputSpec] = []
+        self._not_ready = "the model is loading"
+
+    async def start(self) -> None:
+        """Load the model off the event loop, run one warm-up inference, then be ready."""
+        started = time.perf_counter()
+        try:
+            runtime = await asyncio.to_thread(self._load_runtime)
+            self.inputs = input_specs(self.card, runtime)
+            await asyncio.to_thread(runtime.run, warmup_feed(self.inputs))
+        except Exception as exc:
+            log.exception("the model failed to load")
+            self._not_ready = f"the model failed to load: {exc}"
+            return
+        self._runtime = runtime
+        self._not_ready = ""
+        log.info("model ready", extra={"load_seconds": round(time.perf_counter() - started, 3)})
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    async def ready_reason(self) -> str | None:
+        """None when ready, else why not (for /readyz)."""
+        return self._not_ready or None
+
+    @property
+    def ready(self) -> bool:
+        return not self._not_ready
+
+    def check_target(self, model: str, version: str | None = None) -> None:
+        """404 unless the request names this server's model (and version, when given)."""
+        if model != self.card.model:
+            raise ModelNotFound(f"model {model!r} is not served here (this is {self.card.model!r})")
+        if version is not None and version != self.card.version:
+            raise ModelNotFound(
+                f"version {version!r} of model {model!r} is not served here "
+                f"(this is {self.card.version!r})"
+            )
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise ModelNotReady(f"model {self.card.model!r} is not ready: {self._not_ready}")
+        return self._runtime
+
+    def metadata(self) -> dict[str, Any]:
+        """The V2 model metadata document."""
+        runtime = self.runtime()
+        n_classes = len(self.card.classes)
+        out = runtime.output_types
+        return {
+            "name": self.card.model,
+            "versions": [self.card.version],
+            "platform": PLATFORM,
+            "inputs": [
+                {"name": s.name, "datatype": datatype_of(s.dtype), "shape": [-1, 1]}
+                for s in self.inputs
+            ],
+            "outputs": [
+                {"name": LABEL, "datatype": datatype_of(out[LABEL]), "shape": [-1]},
+                {
+                    "name": PROBABILITIES,
+                    "datatype": datatype_of(out[PROBABILITIES]),
+                    "shape": [-1, n_classes],
+                },
+            ],
+            "parameters": {"classes": self.card.classes, "label": self.card.label},
+        }
+
+    async def infer(self, tensors: Mapping[str, Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) for V2 input tensors keyed by feature name."""
+        runtime = self.runtime()
+        try:
+            feed, rows = build_feed(self.inputs, tensors, self._max_batch)
+        except BatchTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except ValidationError as exc:
+            raise InvalidInput(str(exc)) from None
+        started = time.perf_counter()
+        if rows < self._pool_from_rows:
+            labels, probabilities = runtime.run(feed)
+        else:
+            loop = asyncio.get_running_loop()
+            labels, probabilities = await loop.run_in_executor(self._pool, runtime.run, feed)
+        self.metrics.observe(time.perf_counter() - started, rows, scores(probabilities))
+        return labels, probabilities
+
+    async def predict(self, instances: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) for KServe-V1 ``instances``."""
+        self.runtime()
+        try:
+            columns = columns_from_instances(self.inputs, instances, self._max_batch)
+        except BatchTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except ValidationError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self.infer(columns)
+
+
+def input_specs(card: ModelCard, runtime: Runtime) -> list[InputSpec]:
+    """Pair each card feature with the runtime's element type; refuse a graph that differs."""
+    types = runtime.input_types
+    features = {f.name for f in card.features}
+    missing = [f.name for f in card.features if f.name not in types]
+    extra = [name for name in types if name not in features]
+    if missing or extra:
+        raise ValueError(
+            f"the ONNX graph does not match card.json: inputs missing {missing}, unexpected {extra}"
+        )
+    return [InputSpec.of(f, types[f.name]) for f in card.features]
+
+
+def warmup_feed(inputs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """One plausible row: each feature's training default (else 0, the first category)."""
+    feed = {}
+    for spec in inputs:
+        value = spec.feature.default
+        if spec.dtype.kind == "O":
+            categories = spec.feature.categories or [""]
+            value = value if isinstance(value, str) else categories[0]
+        elif not isinstance(value, int | float):
+            value = 0
+        feed[spec.name] = np.array([[value]], dtype=spec.dtype)
+    return feed

@@ -1,0 +1,105 @@
+"""The model server's settings: env ``SLUICE_MODEL_SERVER_*``, CLI options win over env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from sluice.core.errors import InvalidInput
+from sluice.core.registry import NAME_PATTERN
+from sluice.core.settings import ServiceSettings
+
+ENV_PREFIX = "SLUICE_MODEL_SERVER_"
+
+InferenceMode = Literal["direct", "thread", "auto"]
+
+
+def env_var(field: str) -> str:
+    """The variable behind a field: ``port`` -> SLUICE_MODEL_SERVER_PORT."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class Settings(ServiceSettings):
+    """How one model server process serves one registered model version."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    registry: Path
+    """The model registry folder (``<registry>/<model>/<version>/model.onnx`` ...)."""
+
+    model: str
+    """The registered model to serve."""
+
+    version: str
+    """The registered version of ``model`` to serve."""
+
+    port: int = Field(default=8080, ge=0, le=65535)
+    """TCP port to listen on; 0 picks a free one."""
+
+    max_batch_size: int = 1024
+    """Most rows one request may carry; more is refused with 413."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body accepted; more is refused with 413 before it is read in full."""
+
+    inference_mode: InferenceMode = "direct"
+    """Where onnxruntime runs: ``direct`` on the event loop, ``thread`` in a thread pool,
+    ``auto`` on the loop below ``thread_min_rows`` rows and in the pool from there on.
+    ``direct`` measured fastest for 1 to 256 rows on 2 cores (bench/results/model_server.md):
+    a pool hand-off costs more than the GIL-free inference it overlaps. ``auto`` trades some
+    throughput for the tail latency of small requests queued behind large batches."""
+
+    thread_min_rows: int = 256
+    """With ``inference_mode=auto``, batches of at least this many rows go to the pool."""
+
+    inference_threads: int = 2
+    """Threads in the inference pool (``thread`` and ``auto`` modes)."""
+
+    intra_op_threads: int = 1
+    """onnxruntime threads inside one inference; 1 suits many small concurrent requests."""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_is_a_folder(cls, value: Path, info: ValidationInfo) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"{env_var(str(info.field_name))}: {value} is not a folder")
+        return value
+
+    @field_validator("model", "version")
+    @classmethod
+    def _plain_name(cls, value: str, info: ValidationInfo) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"{env_var(str(info.field_name))}: {value!r} is not a registry name "
+                "(1-63 lowercase letters, digits, '.', '_' or '-')"
+            )
+        return value
+
+    @field_validator(
+        "max_batch_size", "max_body_bytes", "thread_min_rows", "inference_threads",
+        "intra_op_threads",
+    )  # fmt: skip
+    @classmethod
+    def _at_least_one(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError(f"{env_var(str(info.field_name))} must be at least 1, got {value}")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, ``overrides`` (CLI options) winning; InvalidInput
+    naming the variable of every field that is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            if field and ENV_PREFIX not in message:
+                message = f"{env_var(field)}: {message}"
+            problems.append(message)
+        raise InvalidInput("; ".join(problems)) from None
