@@ -8,6 +8,7 @@ import sys
 import typer
 
 from sluice.core.errors import SluiceError
+from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.model_server.cli import serve as serve_model_server
 from sluice.trainer.cli import data_app, models_app, train
 
@@ -24,6 +25,7 @@ app.add_typer(data_app, name="data")
 app.command("train")(train)
 app.add_typer(models_app, name="models")
 serve.command("model-server")(serve_model_server)
+serve.command("drift-monitor")(serve_drift_monitor)
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""HTTP endpoints: parse the request, call the DriftService, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from sluice.core.errors import PayloadTooLarge, json_response
+from sluice.drift_monitor.errors import InvalidFeedback
+from sluice.drift_monitor.service import DriftService
+
+
+class Feedback(BaseModel):
+    """True labels for logged predictions, column-oriented like the prediction log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    ids: list[str] = Field(description="Row ids: the request id, or rid/i for row i of a batch.")
+    labels: list[str | int | float | bool | None]
+
+
+def add_routes(app: FastAPI, service: DriftService, max_feedback_items: int) -> None:
+    """Mount the drift monitor's endpoints for ``service`` on ``app``."""
+
+    @app.get("/v1/drift/{model}")
+    async def drift(model: str) -> Response:
+        return json_response(200, await service.drift(model))
+
+    @app.get("/v1/analysis/{model}")
+    async def analysis(
+        model: str,
+        candidate: Annotated[str, Query(min_length=1)],
+        stable: Annotated[str, Query(min_length=1)],
+    ) -> Response:
+        return json_response(200, await service.analysis(model, candidate, stable))
+
+    @app.post("/v1/feedback")
+    async def feedback(body: Feedback) -> Response:
+        if len(body.ids) != len(body.labels):
+            raise InvalidFeedback(
+                f"ids ({len(body.ids)}) and labels ({len(body.labels)}) must have the same length"
+            )
+        if len(body.ids) > max_feedback_items:
+            raise PayloadTooLarge(
+                f"{len(body.ids)} labels in one request; at most {max_feedback_items} "
+                "(SLUICE_DRIFT_MONITOR_MAX_FEEDBACK_ITEMS)"
+            )
+        result: dict[str, Any] = await service.submit_feedback(body.model, body.ids, body.labels)
+        return json_response(200, result)
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        return json_response(200, {"models": await service.models()})

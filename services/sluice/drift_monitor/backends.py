@@ -1,0 +1,269 @@
+"""The monitor's outside things: the prediction log, the shared state, ground truth, alerts.
+
+One Protocol per role and its real implementation (Redis; an HTTP webhook). Every key of
+a model carries the model's hash tag, ``sluice:drift:{model}:...``, so a model's state
+lives on one Redis Cluster shard and a Lua script may touch all of it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+import httpx
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from sluice.core.predlog import stream_key
+from sluice.drift_monitor.batch import RawEntry
+
+log = logging.getLogger(__name__)
+
+STREAM_PATTERN = "sluice:predlog:{*}"
+REPLICAS_KEY = "sluice:drift:replicas"
+
+
+def state_key(model: str, *parts: str) -> str:
+    """``state_key("churn", "latest")`` -> ``sluice:drift:{churn}:latest``."""
+    return ":".join((f"sluice:drift:{{{model}}}", *parts))
+
+
+class PredictionLog(Protocol):
+    """The router's per-model streams, read through a consumer group."""
+
+    async def models(self) -> list[str]: ...
+    async def ensure_group(self, model: str) -> None: ...
+    async def claim(self, model: str, start: str, count: int) -> tuple[str, list[RawEntry]]: ...
+    async def read(
+        self, models: list[str], count: int, block_ms: int
+    ) -> dict[str, list[RawEntry]]: ...
+    async def ack(self, model: str, ids: list[str]) -> None: ...
+
+
+class RedisPredictionLog:
+    def __init__(self, client: aioredis.Redis, group: str, consumer: str, start_from: str) -> None:
+        self.client, self.group, self.consumer, self.start_from = (
+            client,
+            group,
+            consumer,
+            start_from,
+        )
+
+    async def models(self) -> list[str]:
+        found = set()
+        async for key in self.client.scan_iter(match=STREAM_PATTERN, count=500, _type="stream"):
+            name = key.decode()
+            found.add(name[name.index("{") + 1 : name.rindex("}")])
+        return sorted(found)
+
+    async def ensure_group(self, model: str) -> None:
+        try:
+            await self.client.xgroup_create(
+                stream_key(model), self.group, id=self.start_from, mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def claim(self, model: str, start: str, count: int) -> tuple[str, list[RawEntry]]:
+        """Take over pending entries from ``start`` (whoever held them); returns the next start."""
+        reply = await self.client.xautoclaim(
+            stream_key(model), self.group, self.consumer, 0, start_id=start, count=count
+        )
+        next_start = text(reply[0])
+        return next_start, [_entry(e) for e in reply[1] if e is not None]
+
+    async def read(self, models: list[str], count: int, block_ms: int) -> dict[str, list[RawEntry]]:
+        if not models:
+            await asyncio.sleep(block_ms / 1000)
+            return {}
+        reply = await self.client.xreadgroup(
+            self.group,
+            self.consumer,
+            {stream_key(m): ">" for m in models},
+            count=count,
+            block=block_ms,
+        )
+        out: dict[str, list[RawEntry]] = {}
+        streams: Any = reply or []
+        for key, entries in streams:
+            name = text(key)
+            out[name[name.index("{") + 1 : name.rindex("}")]] = [_entry(e) for e in entries]
+        return out
+
+    async def ack(self, model: str, ids: list[str]) -> None:
+        for i in range(0, len(ids), 5000):
+            await self.client.xack(stream_key(model), self.group, *ids[i : i + 5000])
+
+    async def forget_idle_consumers(self, model: str, idle_ms: int) -> None:
+        """Drop consumers of dead replicas once nothing is pending on them."""
+        for info in await self.client.xinfo_consumers(stream_key(model), self.group):
+            name = text(info["name"])
+            if info["pending"] == 0 and info["idle"] > idle_ms and name != self.consumer:
+                await self.client.xgroup_delconsumer(stream_key(model), self.group, name)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply item as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry(raw: Any) -> RawEntry:
+    entry_id, fields = raw
+    return text(entry_id), fields or None
+
+
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+redis.call('LPUSH', KEYS[5], ARGV[5])
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
+redis.call('HINCRBY', KEYS[6], ARGV[2], ARGV[7])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[7], ARGV[8], ARGV[9]) end
+return 1
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class StateStore(Protocol):
+    """Leases, committed windows (reports + cursors) and alert streaks, shared by replicas."""
+
+    async def heartbeat(self, replica: str, ttl: float) -> int: ...
+    async def acquire(self, model: str, token: str, ttl: float) -> bool: ...
+    async def renew(self, model: str, token: str, ttl: float) -> bool: ...
+    async def release(self, model: str, token: str) -> None: ...
+    async def cursors(
+        self, model: str
+    ) -> tuple[dict[str, str], dict[str, int], dict[str, Any]]: ...
+    async def commit(
+        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
+        streak: tuple[str, dict[str, Any]] | None, history: int,
+    ) -> bool: ...  # fmt: skip
+    async def set_streak(self, model: str, version: str, streak: dict[str, Any]) -> None: ...
+    async def latest(self, model: str) -> dict[str, dict[str, Any]]: ...
+    async def history(self, model: str, key: str, count: int) -> list[dict[str, Any]]: ...
+    async def streaks(self, model: str) -> dict[str, Any]: ...
+    async def rows(self, model: str) -> dict[str, int]: ...
+    async def watched(self) -> list[str]: ...
+
+
+class RedisStateStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._commit = client.register_script(_COMMIT)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def heartbeat(self, replica: str, ttl: float) -> int:
+        """Say this replica is alive; return how many replicas are."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(REPLICAS_KEY, {replica: now})
+        pipe.zremrangebyscore(REPLICAS_KEY, "-inf", now - ttl)
+        pipe.zcard(REPLICAS_KEY)
+        return int((await pipe.execute())[-1])
+
+    async def acquire(self, model: str, token: str, ttl: float) -> bool:
+        return bool(
+            await self.client.set(state_key(model, "lease"), token, nx=True, px=int(ttl * 1000))
+        )
+
+    async def renew(self, model: str, token: str, ttl: float) -> bool:
+        return bool(
+            await self._renew(keys=[state_key(model, "lease")], args=[token, int(ttl * 1000)])
+        )
+
+    async def release(self, model: str, token: str) -> None:
+        await self._release(keys=[state_key(model, "lease")], args=[token])
+
+    async def cursors(self, model: str) -> tuple[dict[str, str], dict[str, int], dict[str, Any]]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(state_key(model, "cursor"))
+        pipe.hgetall(state_key(model, "index"))
+        cursors, indexes = await pipe.execute()
+        return (
+            {text(k): v.decode() for k, v in cursors.items()},
+            {text(k): int(v) for k, v in indexes.items()},
+            await self.streaks(model),
+        )
+
+    async def commit(
+        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
+        streak: tuple[str, dict[str, Any]] | None, history: int,
+    ) -> bool:  # fmt: skip
+        """Store a closed window atomically with its cursor; refused if the lease is lost."""
+        keys = [state_key(model, p) for p in ("lease", "cursor", "index", "latest")]
+        keys += [
+            state_key(model, "history", key),
+            state_key(model, "rows"),
+            state_key(model, "streak"),
+        ]
+        body = orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY)
+        version, state = streak if streak else ("", {})
+        args = [token, key, report["last_id"], report["index"] + 1, body, history, rows,
+                version, orjson.dumps(state)]  # fmt: skip
+        return bool(await self._commit(keys=keys, args=args))
+
+    async def set_streak(self, model: str, version: str, streak: dict[str, Any]) -> None:
+        await self.client.hset(state_key(model, "streak"), version, orjson.dumps(streak))
+
+    async def latest(self, model: str) -> dict[str, dict[str, Any]]:
+        raw = await self.client.hgetall(state_key(model, "latest"))
+        return {text(k): orjson.loads(v) for k, v in raw.items()}
+
+    async def history(self, model: str, key: str, count: int) -> list[dict[str, Any]]:
+        raw = await self.client.lrange(state_key(model, "history", key), 0, count - 1)
+        return [orjson.loads(v) for v in raw]
+
+    async def streaks(self, model: str) -> dict[str, Any]:
+        raw = await self.client.hgetall(state_key(model, "streak"))
+        return {text(k): orjson.loads(v) for k, v in raw.items()}
+
+    async def rows(self, model: str) -> dict[str, int]:
+        raw = await self.client.hgetall(state_key(model, "rows"))
+        return {text(k): int(v) for k, v in raw.items()}
+
+    async def watched(self) -> list[str]:
+        found = set()
+        async for key in self.client.scan_iter(match="sluice:drift:{*}:latest", count=500):
+            name = key.decode()
+            found.add(name[name.index("{") + 1 : name.rindex("}")])
+        return sorted(found)
+
+
+class AlertSink(Protocol):
+    async def send(self, payload: dict[str, Any]) -> bool: ...
+
+
+class WebhookAlertSink:
+    """POST the alert as JSON; three tries with back-off; True once the receiver took it (2xx)."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, tries: int = 3) -> None:
+        self.client, self.url, self.tries = client, url, tries
+
+    async def send(self, payload: dict[str, Any]) -> bool:
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        for attempt in range(self.tries):
+            try:
+                response = await self.client.post(
+                    self.url, content=body, headers={"content-type": "application/json"}
+                )
+                if response.is_success:
+                    return True
+                log.warning("alert webhook answered %s", response.status_code)
+            except httpx.HTTPError as exc:
+                log.warning("alert webhook failed: %s", exc)
+            await asyncio.sleep(0.5 * 2**attempt)
+        return False

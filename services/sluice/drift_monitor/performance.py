@@ -1,0 +1,95 @@
+"""Classification performance from joined (prediction, true label) pairs, vectorised.
+
+Binary models (two classes): accuracy, and precision, recall, F1 and ROC AUC for the
+positive class (the second class of the model card, whose probability is the logged
+score). Other models: accuracy and macro-averaged precision, recall and F1; no AUC.
+Figures that are undefined on the data (no positive predicted, one class only) are None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import rankdata
+
+from sluice.drift_monitor.stats import FloatArray
+
+Labels = npt.NDArray[np.str_]
+
+
+def label_text(value: Any) -> str:
+    """How labels compare: as text, with booleans and whole floats written as integers.
+
+    >>> [label_text(v) for v in (1, "1", True, 1.0, "yes")]
+    ['1', '1', '1', '1', 'yes']
+    """
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def roc_auc(truth: npt.NDArray[np.bool_], scores: FloatArray) -> float | None:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged.
+
+    >>> roc_auc(np.array([False, False, True, True]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    positives = int(truth.sum())
+    negatives = truth.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num / den) if den > 0 else None
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None or precision + recall == 0:
+        return None
+    return 2 * precision * recall / (precision + recall)
+
+
+def classification(
+    truth: Labels, predicted: Labels, scores: FloatArray, classes: list[str]
+) -> dict[str, Any]:
+    """Figures for one version; ``classes`` in the order of the model's probability output.
+
+    >>> t = np.array(["1", "0", "1", "0"]); p = np.array(["1", "0", "0", "0"])
+    >>> out = classification(t, p, np.array([0.9, 0.2, 0.4, 0.3]), ["0", "1"])
+    >>> out["accuracy"], out["precision"], out["recall"], round(out["f1"], 4), out["roc_auc"]
+    (0.75, 1.0, 0.5, 0.6667, 1.0)
+    """
+    n = int(truth.size)
+    out: dict[str, Any] = {
+        "labelled": n, "accuracy": None, "precision": None, "recall": None,
+        "f1": None, "roc_auc": None, "positive_rate": None,
+    }  # fmt: skip
+    if n == 0:
+        return out
+    out["accuracy"] = float(np.mean(truth == predicted))
+    if len(classes) == 2:
+        positive = classes[1]
+        is_true, is_pred = truth == positive, predicted == positive
+        tp = float(np.sum(is_true & is_pred))
+        out["precision"] = _ratio(tp, float(is_pred.sum()))
+        out["recall"] = _ratio(tp, float(is_true.sum()))
+        out["f1"] = _f1(out["precision"], out["recall"])
+        out["roc_auc"] = roc_auc(is_true, scores)
+        out["positive_rate"] = float(is_true.mean())
+        return out
+    per_class = []
+    for c in np.unique(np.concatenate([truth, predicted])).tolist():
+        is_true, is_pred = truth == c, predicted == c
+        tp = float(np.sum(is_true & is_pred))
+        p, r = _ratio(tp, float(is_pred.sum())) or 0.0, _ratio(tp, float(is_true.sum())) or 0.0
+        per_class.append((p, r, _f1(p, r) or 0.0))
+    macro = np.mean(np.array(per_class), axis=0)
+    out["precision"], out["recall"], out["f1"] = (float(x) for x in macro)
+    return out

@@ -1,0 +1,116 @@
+"""The HTTP API through the app, with fakes of our own interfaces."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sluice.core.registry import ModelRegistry
+from sluice.drift_monitor.app import create_app
+from sluice.drift_monitor.evaluate import evaluate_pair
+from sluice.drift_monitor.settings import Settings
+from sluice.drift_monitor.verdict import Policy
+from sluice.drift_monitor.windows import ClosedWindow, SideData
+from tests.unit.drift_monitor.conftest import AppClient
+from tests.unit.drift_monitor.fakes import FakeFeedback, FakeLog, FakeState
+
+
+@pytest.fixture
+def state() -> FakeState:
+    return FakeState()
+
+
+@pytest.fixture
+def client(registry: ModelRegistry, state: FakeState) -> Iterator[AppClient]:
+    settings = Settings(registry=registry.root, max_feedback_items=5)
+    app = create_app(
+        settings, state=state, feedback=FakeFeedback(), prediction_log=FakeLog(),
+        registry=CollectorRegistry(), run_monitor=False,
+    )  # fmt: skip
+    with AppClient(app) as c:
+        yield c
+
+
+def pair_report(rows: int, shift: float) -> dict:
+    now = time.time()
+    rng = np.random.default_rng(5)
+
+    def side(version: str, move: float) -> SideData:
+        scores = np.clip(rng.normal(0.4 + move, 0.1, rows), 0, 1)
+        return SideData(version, rows, {"x": rng.normal(0, 1, rows)}, scores,
+                        np.where(scores > 0.5, "1", "0").astype(object))  # fmt: skip
+
+    window = ClosedWindow("v1|v2", ("v1", "v2"), 0, "1-0", "9-0", now - 5, now - 1,
+                          (side("v1", 0.0), side("v2", shift)))  # fmt: skip
+    return evaluate_pair("churn", window, {"x": "numeric"}, Policy(), now - 1)
+
+
+def put_pair(state: FakeState, report: dict) -> None:
+    state.latest_.setdefault("churn", {})["v1|v2"] = report
+    state.history_.setdefault(("churn", "v1|v2"), []).insert(0, report)
+
+
+def test_an_unknown_model_is_404(client: AppClient) -> None:
+    response = client.get("/v1/drift/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_watched"
+
+
+def test_analysis_is_inconclusive_without_a_comparison_window(client: AppClient) -> None:
+    body = client.get("/v1/analysis/churn", params={"candidate": "v2", "stable": "v1"}).json()
+    assert body["status"] == "inconclusive" and body["conclusive"] is False
+    assert "no comparison window" in body["reason"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "shift", "status"),
+    [(3000, 0.0, "pass"), (3000, 0.2, "fail"), (100, 0.2, "inconclusive")],
+)
+def test_analysis_is_flat_and_says_pass_fail_or_inconclusive(
+    client: AppClient,
+    state: FakeState,
+    rows: int,
+    shift: float,
+    status: str,
+) -> None:
+    put_pair(state, pair_report(rows, shift))
+    body = client.get("/v1/analysis/churn", params={"candidate": "v2", "stable": "v1"}).json()
+    assert body["status"] == status, body["reason"]
+    assert all(not isinstance(v, dict | list) for v in body.values())
+    assert body["candidate_rows"] == rows and body["min_rows"] == 500
+    assert "score_ks" in body and "score_ks_p_adjusted" in body
+
+
+def test_feedback_reports_unknown_ids_without_failing_the_batch(client: AppClient) -> None:
+    response = client.post(
+        "/v1/feedback", json={"model": "churn", "ids": ["r1", "gone"], "labels": [1, "0"]}
+    )
+    assert response.status_code == 200
+    assert response.json()["unknown_ids"] == ["gone"]
+    report = client.get("/v1/drift/churn").json()
+    assert report["feedback"]["unknown"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"model": "churn", "ids": ["a"], "labels": []}, 422),
+        ({"model": "churn", "ids": list("abcdef"), "labels": [1] * 6}, 413),
+        ({"model": "nope", "ids": ["a"], "labels": [1]}, 404),
+        ({"ids": ["a"], "labels": [1]}, 422),
+    ],
+)
+def test_bad_feedback_is_refused_with_a_reason(client: AppClient, body: dict, status: int) -> None:
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_metrics_and_health(client: AppClient) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert "sluice_drift_monitor_records_total" in client.get("/metrics").text
