@@ -9,6 +9,8 @@ import typer
 
 from sluice.core.errors import SluiceError
 from sluice.drift_monitor.cli import serve as serve_drift_monitor
+from sluice.feature_store.cli import app as features_app
+from sluice.feature_store.cli import serve as serve_feature_store
 from sluice.model_server.cli import serve as serve_model_server
 from sluice.trainer.cli import data_app, models_app, train
 
@@ -21,6 +23,8 @@ app = typer.Typer(
 )
 serve = typer.Typer(help="Run one Sluice service in the foreground.", no_args_is_help=True)
 app.add_typer(serve, name="serve")
+app.add_typer(features_app, name="features")
+serve.command("feature-store")(serve_feature_store)
 app.add_typer(data_app, name="data")
 app.command("train")(train)
 app.add_typer(models_app, name="models")
