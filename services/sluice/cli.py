@@ -12,6 +12,8 @@ from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
 from sluice.feature_store.cli import serve as serve_feature_store
 from sluice.model_server.cli import serve as serve_model_server
+from sluice.router.cli import route_app, shadow_app
+from sluice.router.cli import serve as serve_router
 from sluice.trainer.cli import data_app, models_app, train
 
 app = typer.Typer(
@@ -29,6 +31,9 @@ app.add_typer(data_app, name="data")
 app.command("train")(train)
 app.add_typer(models_app, name="models")
 serve.command("model-server")(serve_model_server)
+serve.command("router")(serve_router)
+app.add_typer(route_app, name="route")
+app.add_typer(shadow_app, name="shadow")
 serve.command("drift-monitor")(serve_drift_monitor)
 
 

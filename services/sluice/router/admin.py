@@ -1,0 +1,104 @@
+"""The admin API: read and change the routing table, read shadow disagreements.
+
+Every call needs ``Authorization: Bearer <SLUICE_ADMIN_TOKEN>``; with no token configured
+the admin API refuses everything. A change is validated in full before it is stored; a
+refused change leaves the table as it was. The replica that took the change applies it at
+once; the others within a second (pub/sub, backed by the periodic re-read).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Header, Query
+from redis.exceptions import RedisError
+
+from sluice.core.errors import Unauthorized, Unavailable
+from sluice.router.backends import RoutingStore, ShadowSamples
+from sluice.router.errors import AdminDisabled, InvalidRoute, ModelNotRouted
+from sluice.router.service import RouterService
+from sluice.router.table import Route, TableError, parse_route
+
+T = TypeVar("T")
+
+
+def show(route: Route, applied: Route | None) -> dict[str, Any]:
+    """A route as the API and ``sluice route show`` present it."""
+    doc = route.model_dump(mode="json")
+    doc["weights"] = route.weights()
+    doc["applied_revision"] = applied.revision if applied else None
+    return doc
+
+
+def admin_router(
+    service: RouterService,
+    store: RoutingStore,
+    samples: ShadowSamples,
+    token: str | None,
+) -> APIRouter:
+    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token is None:
+            raise AdminDisabled("the admin API is disabled: set SLUICE_ADMIN_TOKEN")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Unauthorized("the admin API needs Authorization: Bearer <SLUICE_ADMIN_TOKEN>")
+
+    router = APIRouter(prefix="/admin/v1", dependencies=[Depends(authorize)], tags=["admin"])
+
+    async def current(model: str) -> Route:
+        routes = await redis(store.load())
+        if model not in routes:
+            raise ModelNotRouted(f"model {model!r} has no route")
+        return routes[model]
+
+    @router.get("/routes")
+    async def list_routes() -> dict[str, Any]:
+        routes = await redis(store.load())
+        return {"routes": {m: show(r, service.table.get(m)) for m, r in sorted(routes.items())}}
+
+    @router.get("/routes/{model}")
+    async def get_route(model: str) -> dict[str, Any]:
+        return show(await current(model), service.table.get(model))
+
+    @router.put("/routes/{model}")
+    async def put_route(model: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Replace the model's route. ``if_revision`` (optional) refuses the change when
+        the stored route is at another revision (409)."""
+        if_revision = body.pop("if_revision", None)
+        if if_revision is not None and not isinstance(if_revision, int):
+            raise InvalidRoute("if_revision must be an integer")
+        try:
+            route = parse_route(model, body)
+        except TableError as exc:
+            raise InvalidRoute(str(exc)) from None
+        stored = await redis(store.put(route, if_revision))
+        await redis(service.watcher.reload())
+        return show(stored, service.table.get(model))
+
+    @router.delete("/routes/{model}")
+    async def delete_route(
+        model: str, if_revision: Annotated[int | None, Query()] = None
+    ) -> dict[str, Any]:
+        await current(model)
+        revision = await redis(store.delete(model, if_revision))
+        await redis(service.watcher.reload())
+        return {"model": model, "deleted": True, "revision": revision}
+
+    @router.get("/shadow/{model}/diffs")
+    async def shadow_diffs(
+        model: str, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+    ) -> dict[str, Any]:
+        """The newest disagreements between stable and candidate (inputs, both outputs)."""
+        return {"model": model, "disagreements": await redis(samples.newest(model, limit))}
+
+    return router
+
+
+async def redis(call: Awaitable[T]) -> T:
+    """Await a Redis-backed call; Redis being away is a 503, not a 500."""
+    try:
+        return await call
+    except (RedisError, OSError) as exc:
+        raise Unavailable(f"Redis is unavailable: {exc}") from None

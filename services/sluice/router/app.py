@@ -1,0 +1,161 @@
+"""Build the router's ASGI app: inference + metadata proxy, admin API, health, metrics.
+
+``create_app`` wires the real backends (Redis, aiohttp, the feature store's read module)
+unless a test passes fakes of our own interfaces. The lifespan starts the routing-table
+watcher, the shadow workers and the prediction-log writer, and stops them in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from sluice import __version__
+from sluice.core.errors import install_error_handlers
+from sluice.core.health import health_routes
+from sluice.core.http import HttpMetrics, RequestMiddleware
+from sluice.core.metrics import metrics_endpoint
+from sluice.core.registry import ModelRegistry
+from sluice.router.admin import admin_router
+from sluice.router.api import add_routes
+from sluice.router.backends import (
+    AiohttpUpstream,
+    FeatureLookup,
+    HttpFeatureLookup,
+    MetadataSchemas,
+    PredictionLog,
+    RoutingStore,
+    SchemaSource,
+    ShadowSamples,
+    StoreFeatureLookup,
+    UpstreamClient,
+)
+from sluice.router.calls import Upstreams
+from sluice.router.metrics import Metrics
+from sluice.router.mirror import Mirror
+from sluice.router.service import RouterService
+from sluice.router.settings import Settings
+from sluice.router.store import RedisPredictionLog, RedisRoutingStore, RedisShadowSamples
+
+REDIS_TIMEOUT = 2.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    store: RoutingStore | None = None,
+    samples: ShadowSamples | None = None,
+    predlog: PredictionLog | None = None,
+    client: UpstreamClient | None = None,
+    lookup: FeatureLookup | None = None,
+    schemas: SchemaSource | None = None,
+) -> FastAPI:
+    """The router app for ``settings``; tests pass fakes for any backend."""
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = Metrics(registry)
+    redis: aioredis.Redis | None = None
+    if store is None or samples is None or predlog is None:
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
+    if store is None:
+        assert redis is not None
+        store = RedisRoutingStore(redis)
+    if samples is None:
+        assert redis is not None
+        samples = RedisShadowSamples(redis, settings.shadow_keep)
+    if predlog is None:
+        assert redis is not None
+        predlog = RedisPredictionLog(
+            redis,
+            maxlen=settings.predlog_maxlen,
+            buffer=settings.predlog_buffer,
+            batch=settings.predlog_batch,
+            linger=settings.predlog_linger_seconds,
+            on_written=lambda model: metrics.child(metrics.predlog_records, model).inc(),
+            on_drop=lambda model, why, n: metrics.child(metrics.predlog_dropped, model, why).inc(n),
+        )
+    if client is None:
+        client = AiohttpUpstream(
+            connections=settings.upstream_connections,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
+    if lookup is None and settings.feature_lookup == "redis":
+        lookup = StoreFeatureLookup.from_url(
+            settings.feature_redis_url or settings.redis_url,
+            timeout=settings.lookup_timeout_seconds,
+        )
+    elif lookup is None and settings.feature_lookup == "http":
+        assert settings.feature_store_url is not None
+        lookup = HttpFeatureLookup(
+            settings.feature_store_url, client, settings.lookup_timeout_seconds
+        )
+    if schemas is None:
+        models = ModelRegistry(settings.registry) if settings.registry else None
+        schemas = MetadataSchemas(
+            client, registry=models, lookup=lookup, timeout=settings.upstream_timeout_seconds
+        )
+    upstreams = Upstreams(
+        client,
+        metrics,
+        timeout=settings.upstream_timeout_seconds,
+        retries=settings.retries,
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown=settings.breaker_cooldown_seconds,
+    )
+    mirror = Mirror(
+        upstreams,
+        metrics,
+        samples,
+        predlog,
+        size=settings.shadow_queue_size,
+        concurrency=settings.shadow_concurrency,
+    )
+    service = RouterService(
+        settings,
+        metrics,
+        store=store,
+        upstreams=upstreams,
+        schemas=schemas,
+        lookup=lookup,
+        predlog=predlog,
+        mirror=mirror,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+            if lookup is not None:
+                await lookup.close()
+            await client.close()
+            if redis is not None:
+                await redis.aclose()
+
+    app = FastAPI(
+        title="Sluice router",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    livez, readyz = health_routes(service.ready_reason)
+    app.add_route("/livez", livez, methods=["GET"])
+    app.add_route("/readyz", readyz, methods=["GET"])
+    app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
+    add_routes(app, service, settings, metrics)
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    app.include_router(admin_router(service, store, samples, token))
+    app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "router"))
+    return app

@@ -1,0 +1,91 @@
+"""The router's errors: children of the core root, by family."""
+
+from __future__ import annotations
+
+from sluice.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SluiceError,
+    Unauthorized,
+    Unavailable,
+)
+
+
+class InvalidRoute(InvalidInput):
+    """A routing change the table refuses; the table is unchanged."""
+
+    code = "invalid_route"
+
+
+class RevisionConflict(Conflict):
+    """The route changed since the caller read it (``if_revision`` did not match)."""
+
+    code = "revision_conflict"
+
+
+class ModelNotRouted(NotFound):
+    """The model has no route in the table."""
+
+    code = "model_not_routed"
+
+
+class VersionNotRouted(NotFound):
+    """A pinned version (header or path) is not one of the model's versions in the table."""
+
+    code = "version_not_routed"
+
+
+class MissingFeature(InvalidInput):
+    """A feature is missing or stale after lookup and the model's policy is ``reject``."""
+
+    code = "missing_feature"
+
+
+class AdminDisabled(Unauthorized):
+    """No admin token is configured, so the admin API refuses every call."""
+
+    code = "admin_disabled"
+
+
+class RateLimited(SluiceError):
+    """The client sent more than its rate allows; ``retry_after`` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class BadGateway(SluiceError):
+    """No replica of the version answered (connect error or 5xx after retries)."""
+
+    status = 502
+    code = "bad_gateway"
+
+
+class GatewayTimeout(SluiceError):
+    """The version did not answer within its timeout."""
+
+    status = 504
+    code = "gateway_timeout"
+
+
+class LookupUnavailable(Unavailable):
+    """The feature store (or its Redis) did not answer the lookup."""
+
+    code = "feature_lookup_unavailable"
+
+
+__all__ = [
+    "AdminDisabled",
+    "BadGateway",
+    "GatewayTimeout",
+    "InvalidRoute",
+    "LookupUnavailable",
+    "MissingFeature",
+    "ModelNotRouted",
+    "RateLimited",
+    "RevisionConflict",
+    "Unauthorized",
+    "Unavailable",
+    "VersionNotRouted",
+]

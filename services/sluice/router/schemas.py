@@ -1,0 +1,43 @@
+"""What each routed version takes, read once per version and kept (versions are immutable)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sluice.core.errors import Unavailable
+from sluice.router.backends import SchemaSource, UpstreamFailure
+from sluice.router.enrich import VersionSchema
+from sluice.router.table import Route
+
+
+class SchemaCache:
+    """Version schemas by (model, version), fetched on first use from any of the version's
+    replicas; concurrent first uses share one fetch."""
+
+    def __init__(self, source: SchemaSource) -> None:
+        self.source = source
+        self._schemas: dict[tuple[str, str], VersionSchema] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def get(self, route: Route, version: str) -> VersionSchema:
+        """The schema, or Unavailable (503) when no replica could say."""
+        key = (route.model, version)
+        found = self._schemas.get(key)
+        if found is not None:
+            return found
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            found = self._schemas.get(key)
+            if found is None:
+                found = self._schemas[key] = await self._fetch(route, version)
+        return found
+
+    async def _fetch(self, route: Route, version: str) -> VersionSchema:
+        problems = []
+        for url in route.upstreams[version].urls:
+            try:
+                return await self.source.schema(route.model, version, url)
+            except (UpstreamFailure, ValueError, KeyError, OSError) as exc:
+                problems.append(str(exc))
+        raise Unavailable(
+            f"cannot read what version {version!r} of {route.model!r} takes: {'; '.join(problems)}"
+        )

@@ -1,0 +1,319 @@
+"""One request through the interfaces: route, look features up, call, fall back, log.
+
+The routing table is one immutable snapshot, read once at the start of a request, so a
+change lands between requests. The user's answer never waits on the shadow copy or the
+prediction log: both are queued after the primary answered, bounded, dropped and counted
+when full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from sluice.core.errors import InvalidInput, PayloadTooLarge, Unavailable
+from sluice.core.predlog import PredictionRecord
+from sluice.router.backends import (
+    HEADER_LENGTH,
+    FeatureLookup,
+    PredictionLog,
+    Reply,
+    RoutingStore,
+    SchemaSource,
+    UpstreamFailure,
+)
+from sluice.router.calls import Upstreams, UpstreamStatus
+from sluice.router.codec import CodecError, Frame, Protocol, parse_v1, parse_v2, read_answer
+from sluice.router.compare import Answer
+from sluice.router.enrich import MissingFeatures, VersionSchema, fill, plan, routing_key
+from sluice.router.errors import (
+    BadGateway,
+    GatewayTimeout,
+    LookupUnavailable,
+    MissingFeature,
+    ModelNotRouted,
+    VersionNotRouted,
+)
+from sluice.router.metrics import Metrics
+from sluice.router.mirror import Mirror, ShadowJob
+from sluice.router.schemas import SchemaCache
+from sluice.router.settings import Settings
+from sluice.router.split import Decision, bucket, decide
+from sluice.router.table import Route, RoutingTable, parse_route
+from sluice.router.watch import TableWatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Inference:
+    """One inference request as the API hands it over."""
+
+    model: str
+    protocol: Protocol
+    body: bytes
+    request_id: str
+    pin: str | None = None
+    """A version asked for by ``x-sluice-version`` or the V2 versioned path."""
+    key: str | None = None
+    """The ``x-sluice-key`` header."""
+    binary_header: str | None = None
+    """V2 binary tensor data: the JSON part's length (forwarded as is, no lookup)."""
+
+
+class RouterService:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        store: RoutingStore,
+        upstreams: Upstreams,
+        schemas: SchemaSource,
+        lookup: FeatureLookup | None,
+        predlog: PredictionLog,
+        mirror: Mirror,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.upstreams = upstreams
+        self.lookup = lookup
+        self.predlog = predlog
+        self.mirror = mirror
+        self.table = RoutingTable()
+        seeds = {m: parse_route(m, spec) for m, spec in settings.routes.items()}
+        self.watcher = TableWatcher(store, seeds, settings.refresh_seconds, self.apply)
+        self._schemas = SchemaCache(schemas)
+
+    async def start(self) -> None:
+        self.predlog.start()
+        self.mirror.start()
+        self.watcher.start()
+
+    async def stop(self) -> None:
+        await self.watcher.stop()
+        await self.mirror.stop()
+        await self.predlog.close()
+
+    async def ready_reason(self) -> str | None:
+        return None if self.watcher.loaded else "the routing table is not loaded from Redis yet"
+
+    def apply(self, routes: Mapping[str, Route]) -> None:
+        """Swap in a new table, whole; show the changed routes' weights."""
+        old, self.table = self.table, RoutingTable(routes)
+        for model, route in routes.items():
+            before = old.get(model)
+            for version, upstream in route.upstreams.items():
+                if before is not None and before.upstreams.get(version) != upstream:
+                    self.upstreams.reset(model, version)  # new replicas, a fresh breaker
+            if before is None or before.revision != route.revision:
+                mirror = {route.candidate: route.mirror / 100} if route.candidate else {}
+                self.metrics.route(model, route.revision, route.weights(), mirror)
+                log.info("route applied", extra={"model": model, "revision": route.revision})
+
+    async def predict(self, req: Inference) -> tuple[Reply, str]:
+        """The answer and the version that gave it."""
+        route = self._route(req.model, req.pin)
+        if req.binary_header is not None:
+            return await self._passthrough(route, req)
+        frame = self._parse(req)
+        stable = await self.schema(route, route.stable)
+        key = routing_key(frame, stable.entity_key) or req.key or req.request_id
+        decision = self._gate(route, decide(route, bucket(key), req.pin))
+        try:
+            schemas = {decision.primary: await self.schema(route, decision.primary)}
+        except Unavailable:
+            if decision.fallback is None:
+                raise
+            self._fell_back(route.model, decision.primary, "metadata")
+            decision = Decision(decision.fallback)
+            schemas = {decision.primary: stable}
+        if decision.fallback is not None:
+            schemas[decision.fallback] = stable
+        shadow = await self._shadow_schema(route, decision)
+        await self._enrich(route, frame, list(schemas.values()), shadow)
+        fallback = decision.fallback
+        # the primary answers; if it fails and there is a fallback (stable behind a
+        # candidate), the fallback answers instead; the loop ends in a break or a return
+        for version in (decision.primary,) if fallback is None else (decision.primary, fallback):
+            try:
+                reply, seconds = await self.upstreams.infer(
+                    route, version, frame, schemas[version], "primary"
+                )
+                break
+            except (UpstreamFailure, UpstreamStatus) as exc:
+                if fallback is None or version == fallback:
+                    return _gateway_reply(route.model, version, exc), version
+                self.metrics.child(self.metrics.fallbacks, route.model, version).inc()
+        if reply.status == 200:
+            answer = self._log(req, frame, version, schemas[version], reply, seconds)
+            if shadow is not None and answer is not None:
+                candidate, theirs = shadow
+                job = ShadowJob(
+                    route,
+                    version,
+                    candidate,
+                    frame,
+                    answer,
+                    req.request_id,
+                    theirs,
+                    schemas[version],
+                )
+                self.mirror.submit(job)
+        return reply, version
+
+    async def proxy_get(self, model: str, version: str | None, path: str) -> tuple[Reply, str]:
+        """A metadata or readiness GET, answered by the version's (default: stable's) server."""
+        route = self._route(model, version)
+        version = version or route.stable
+        return await self.upstreams.get(route, version, path), version
+
+    def _route(self, model: str, pin: str | None) -> Route:
+        route = self.table.get(model)
+        if route is None:
+            raise ModelNotRouted(f"model {model!r} has no route (see `sluice route set`)")
+        if pin is not None and pin not in route.upstreams:
+            known = ", ".join(sorted(route.upstreams))
+            raise VersionNotRouted(f"version {pin!r} of {model!r} is not routed ({known})")
+        return route
+
+    def _parse(self, req: Inference) -> Frame:
+        try:
+            doc = orjson.loads(req.body)
+            limit = self.settings.max_batch_size
+            return parse_v1(doc, limit) if req.protocol == "v1" else parse_v2(doc, limit)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        except CodecError as exc:
+            if "over the limit" in str(exc):
+                raise PayloadTooLarge(str(exc)) from None
+            raise InvalidInput(str(exc)) from None
+
+    def _gate(self, route: Route, decision: Decision) -> Decision:
+        """Skip a candidate whose breaker is open: stable answers (counted)."""
+        if decision.fallback is None or self.upstreams.allow(route.model, decision.primary):
+            return decision
+        self._fell_back(route.model, decision.primary, "circuit_open")
+        return Decision(decision.fallback)
+
+    def _fell_back(self, model: str, version: str, reason: str) -> None:
+        """Count a candidate that stable had to stand in for; ``reason`` as in the metric."""
+        if reason == "metadata":
+            self.upstreams.record(model, version, ok=False)
+        self.metrics.failed(model, version, "primary", reason)
+        self.metrics.child(self.metrics.fallbacks, model, version).inc()
+
+    async def _shadow_schema(
+        self, route: Route, decision: Decision
+    ) -> tuple[str, VersionSchema] | None:
+        version = decision.shadow
+        if version is None:
+            return None
+        if not self.mirror.has_room():
+            self.mirror.dropped(route.model, "queue_full")
+            return None
+        if not self.upstreams.allow(route.model, version):
+            self.mirror.dropped(route.model, "circuit_open")
+            return None
+        try:
+            return version, await self.schema(route, version)
+        except Unavailable:
+            self.mirror.dropped(route.model, "metadata")
+            return None
+
+    async def schema(self, route: Route, version: str) -> VersionSchema:
+        """What ``version`` takes; read from its model server once (versions are immutable)."""
+        return await self._schemas.get(route, version)
+
+    async def _enrich(
+        self,
+        route: Route,
+        frame: Frame,
+        schemas: list[VersionSchema],
+        shadow: tuple[str, VersionSchema] | None,
+    ) -> None:
+        """One lookup for every targeted version; the shadow's gaps never fail the request."""
+        everyone = [*schemas, shadow[1]] if shadow else schemas
+        todo = plan(frame, everyone) if self.lookup is not None else None
+        lookup = None
+        if todo is not None and self.lookup is not None:
+            started = time.perf_counter()
+            try:
+                found = await asyncio.wait_for(
+                    self.lookup.lookup(todo.refs, todo.entity_key, todo.ids),
+                    self.settings.lookup_timeout_seconds,
+                )
+            except Exception as exc:
+                self.metrics.lookup_errors.inc()
+                log.warning("feature lookup failed: %s", exc)
+                raise LookupUnavailable(f"feature lookup failed: {exc}") from None
+            finally:
+                self.metrics.lookup_duration.observe(time.perf_counter() - started)
+            lookup = (todo, found)
+        try:
+            self._count_gaps(route.model, fill(frame, schemas, route.on_missing, lookup))
+        except MissingFeatures as exc:
+            self._count_gaps(route.model, exc.counts)
+            raise MissingFeature(str(exc)) from None
+
+    def _count_gaps(self, model: str, counts: Mapping[tuple[str, str, str], int]) -> None:
+        for (feature, status, action), n in counts.items():
+            self.metrics.child(self.metrics.feature_gaps, model, feature, status, action).inc(n)
+
+    async def _passthrough(self, route: Route, req: Inference) -> tuple[Reply, str]:
+        """V2 binary tensor data: routed by key, forwarded as is, not enriched or logged."""
+        decision = self._gate(route, decide(route, bucket(req.key or req.request_id), req.pin))
+        headers = {
+            "content-type": "application/octet-stream",
+            HEADER_LENGTH: req.binary_header or "0",
+        }
+        for version in (decision.primary, decision.fallback):
+            if version is None:
+                break
+            path = f"/v2/models/{route.model}/versions/{version}/infer"
+            try:
+                reply, _ = await self.upstreams.send(
+                    route, version, path, req.body, "primary", headers
+                )
+                return reply, version
+            except (UpstreamFailure, UpstreamStatus) as exc:
+                if decision.fallback is None or version == decision.fallback:
+                    return _gateway_reply(route.model, version, exc), version
+                self.metrics.child(self.metrics.fallbacks, route.model, version).inc()
+        raise AssertionError("unreachable")
+
+    def _log(
+        self,
+        req: Inference,
+        frame: Frame,
+        version: str,
+        schema: VersionSchema,
+        reply: Reply,
+        seconds: float,
+    ) -> Answer | None:
+        """Queue the prediction-log record; the parsed answer (None if unreadable)."""
+        try:
+            labels, scores = read_answer(frame.protocol, reply.body, schema.classes)
+        except CodecError:
+            self.metrics.child(self.metrics.predlog_dropped, req.model, "unreadable").inc()
+            return None
+        seen = frame.seen(schema.features)
+        record = PredictionRecord(
+            req.request_id, time.time(), version, "primary", seen, labels, scores, seconds * 1000
+        )
+        self.predlog.write(req.model, record)
+        return Answer(labels, scores, seconds)
+
+
+def _gateway_reply(model: str, version: str, exc: Exception) -> Reply:
+    """What the user gets when the only version to ask failed: its own 5xx, or 502/504."""
+    if isinstance(exc, UpstreamStatus):
+        return exc.reply
+    if isinstance(exc, UpstreamFailure) and exc.reason == "timeout":
+        raise GatewayTimeout(f"version {version!r} of {model!r} did not answer in time")
+    raise BadGateway(f"version {version!r} of {model!r} cannot be reached: {exc}")

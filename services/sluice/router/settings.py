@@ -1,0 +1,160 @@
+"""The router's settings: env ``SLUICE_ROUTER_*`` (the admin token: ``SLUICE_ADMIN_TOKEN``),
+CLI options win over the environment. Every field is what the chart renders as env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from sluice.core.settings import RedisSettings, ServiceSettings
+from sluice.router.table import TableError, parse_route
+
+ENV_PREFIX = "SLUICE_ROUTER_"
+
+LookupMode = Literal["redis", "http", "off"]
+
+
+def env_var(field: str) -> str:
+    """``retries`` -> SLUICE_ROUTER_RETRIES."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class Settings(ServiceSettings, RedisSettings):
+    """How one router process routes, looks up features, mirrors and logs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port to listen on; 0 picks a free one."""
+
+    routes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Routes to seed at start-up, JSON: ``{"churn": {"upstreams": {"v1": ["http://..."]},
+    "stable": "v1"}}`` (the chart renders its values here). A model with no route in Redis
+    gets this one; a model that has one keeps its policy and gains any new versions."""
+
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("admin_token", "SLUICE_ADMIN_TOKEN")
+    )
+    """Bearer token of the admin API (``SLUICE_ADMIN_TOKEN``, from a Secret); unset: the
+    admin API refuses every call."""
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated API keys; when set, inference needs one (``x-api-key`` or
+    ``Authorization: Bearer``)."""
+
+    feature_lookup: LookupMode = "redis"
+    """Where features come from: ``redis`` reads the online store in process through the
+    feature store's read module; ``http`` asks the feature store service; ``off``."""
+
+    feature_store_url: str | None = None
+    """The feature store service, e.g. http://sluice-feature-store:8000 (``http`` lookup)."""
+
+    feature_redis_url: str | None = None
+    """The online store's Redis when it is not ``SLUICE_REDIS_URL`` (``redis`` lookup)."""
+
+    registry: Path | None = None
+    """A model registry to read model cards from (entity key, feature refs, defaults) when
+    the model servers' metadata does not carry them."""
+
+    refresh_seconds: float = Field(default=0.5, gt=0, le=10)
+    """Period of the routing table re-read that backs up pub/sub."""
+
+    upstream_timeout_seconds: float = Field(default=2.0, gt=0, le=300)
+    """Default per-call timeout of an upstream (a route may set one per version)."""
+
+    connect_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
+    """Time allowed to open a connection to an upstream."""
+
+    retries: int = Field(default=1, ge=0, le=5)
+    """Retries of a call that could not connect or got 502/503/504, each on the next
+    replica of the same version."""
+
+    upstream_connections: int = Field(default=256, ge=1)
+    """Most open connections per upstream host."""
+
+    breaker_failures: int = Field(default=5, ge=1)
+    """Failures in a row that open a version's circuit breaker."""
+
+    breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    """How long an open breaker refuses calls before it lets one probe through."""
+
+    lookup_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
+    """Time allowed for one feature lookup."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest inference body accepted; more is refused with 413."""
+
+    max_batch_size: int = Field(default=1024, ge=1)
+    """Most rows one inference request may carry; more is refused with 413."""
+
+    rate_limit_rps: float = Field(default=0.0, ge=0)
+    """Requests per second per client (API key, else client IP); 0 turns the limit off."""
+
+    rate_limit_burst: int = Field(default=0, ge=0)
+    """Requests a client may send at once; 0 means one second's worth of the rate."""
+
+    trust_forwarded_for: bool = False
+    """Take the client IP from ``X-Forwarded-For`` (behind a trusted ingress only)."""
+
+    shadow_queue_size: int = Field(default=1000, ge=1)
+    """Mirrored calls waiting to be sent; more are dropped and counted."""
+
+    shadow_concurrency: int = Field(default=4, ge=1)
+    """Mirrored calls in flight at once."""
+
+    shadow_keep: int = Field(default=100, ge=1)
+    """Disagreements kept per model in Redis for ``sluice shadow diff``."""
+
+    predlog_maxlen: int = Field(default=100_000, ge=100)
+    """Approximate length each model's prediction-log stream is trimmed to."""
+
+    predlog_buffer: int = Field(default=10_000, ge=1)
+    """Records waiting to be written; more are dropped and counted."""
+
+    predlog_batch: int = Field(default=256, ge=1)
+    """Records written per Redis round trip at most."""
+
+    predlog_linger_seconds: float = Field(default=0.01, ge=0, le=1)
+    """How long the writer waits to gather a batch (records reach Redis this much later)."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _valid_routes(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for model, spec in value.items():
+            try:
+                parse_route(model, spec)
+            except TableError as exc:
+                raise ValueError(f"{env_var('routes')}: {exc}") from None
+        return value
+
+    @field_validator("feature_store_url")
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{env_var(str(info.field_name))}: {value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _lookup_has_a_source(self) -> Settings:
+        if self.feature_lookup == "http" and not self.feature_store_url:
+            raise ValueError(
+                f"{env_var('feature_lookup')}=http needs {env_var('feature_store_url')}"
+            )
+        return self

@@ -1,0 +1,111 @@
+"""The Redis side of the router against a real Redis: revisions, seeding, announcements,
+the prediction-log writer (batched; dropped and counted when Redis is away)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from sluice.core.predlog import PredictionRecord, decode, stream_key
+from sluice.router.errors import RevisionConflict
+from sluice.router.store import RedisPredictionLog, RedisRoutingStore, RedisShadowSamples
+from sluice.router.table import parse_route
+from tests.support.procs import free_port
+
+V1 = {"upstreams": {"v1": "http://127.0.0.1:9001"}, "stable": "v1"}
+
+
+def record(i: int) -> PredictionRecord:
+    return PredictionRecord(f"r{i}", 1.0 + i, "v1", "primary", {"x": [i]}, ["1"], [0.5], 0.3)
+
+
+def test_changes_are_revisioned_announced_and_seeds_never_override(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        store = RedisRoutingStore(client)
+        sub = store.subscribe()
+        assert await sub.wait(0) is None
+        first = await store.put(parse_route("churn", V1))
+        assert first.revision == 1
+        assert await sub.wait(1.0) == "churn"
+        with pytest.raises(RevisionConflict):
+            await store.put(parse_route("churn", V1), if_revision=0)
+        seeded = {
+            **V1,
+            "upstreams": {**V1["upstreams"], "v2": "http://127.0.0.1:9002"},
+            "candidate": "v2",
+            "mode": "canary",
+            "weight": 50,
+        }
+        await store.seed({"churn": parse_route("churn", seeded), "other": parse_route("other", V1)})
+        routes = await store.load()
+        assert set(routes["churn"].upstreams) == {"v1", "v2"}
+        assert routes["churn"].mode is None  # the operator's policy is kept
+        assert routes["churn"].revision == 2
+        assert routes["other"].revision == 1
+        assert await store.delete("other") == 2
+        assert "other" not in await store.load()
+        await sub.close()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_prediction_log_batches_and_trims(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        drops: Counter[str] = Counter()
+        writer = RedisPredictionLog(
+            client,
+            maxlen=100,
+            buffer=1000,
+            batch=50,
+            linger=0.01,
+            on_written=lambda _: None,
+            on_drop=lambda _, why, n: drops.update({why: n}),
+        )
+        writer.start()
+        for i in range(500):
+            writer.write("churn", record(i))
+        await writer.close()
+        entries = await client.xrange(stream_key("churn"))
+        assert 100 <= len(entries) < 500  # approximately trimmed to maxlen
+        assert decode(entries[-1][1]) == record(499)
+        assert not drops
+        samples = RedisShadowSamples(client, keep=3)
+        await samples.add("churn", [{"n": i} for i in range(5)])
+        assert await samples.newest("churn", 10) == [{"n": 4}, {"n": 3}, {"n": 2}]
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_prediction_log_never_blocks_when_redis_is_away() -> None:
+    async def scenario() -> Counter[str]:
+        dead = aioredis.Redis(
+            port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+        )
+        drops: Counter[str] = Counter()
+        writer = RedisPredictionLog(
+            dead,
+            maxlen=100,
+            buffer=10,
+            batch=5,
+            on_written=lambda _: None,
+            on_drop=lambda _, why, n: drops.update({why: n}),
+        )
+        writer.start()
+        for i in range(30):
+            writer.write("churn", record(i))  # returns at once, whatever Redis does
+        await writer.close(drain_seconds=5.0)
+        await dead.aclose()
+        return drops
+
+    drops = asyncio.run(scenario())
+    assert drops["buffer_full"] >= 20
+    assert drops["redis_error"] >= 1

@@ -1,0 +1,246 @@
+"""Inference through the router app, with fake model servers and a fake feature store."""
+
+from __future__ import annotations
+
+import orjson
+
+from sluice.router.split import bucket
+from tests.unit.router.conftest import V1_URL, V2_URL, World
+
+
+def test_entity_only_request_is_enriched_and_answered_by_stable(world: World) -> None:
+    world.route()
+    resp = world.predict({"customer_id": "C3"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-sluice-version"] == "v1"
+    assert resp.json()["predictions"][0]["label"] == "1"  # C3 is on the basic plan
+    assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 3.0, "plan": "basic"}]
+    assert len(world.lookup.calls) == 1
+
+
+def test_features_given_in_the_request_win(world: World) -> None:
+    world.route()
+    world.predict({"customer_id": "C3", "plan": "premium"})
+    assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 3.0, "plan": "premium"}]
+    assert world.lookup.calls[-1][0] == ("customer:tenure",)
+
+
+def test_a_complete_request_needs_no_lookup(world: World) -> None:
+    world.route()
+    assert world.predict({"tenure": 1.0, "plan": "basic"}).status_code == 200
+    assert world.lookup.calls == []
+
+
+def test_canary_is_sticky_per_entity_and_matches_the_weight(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=30)
+    for i in range(40):
+        key = f"C{i}"
+        expected = "v2" if bucket(key) < 3000 else "v1"
+        for _ in range(2):
+            resp = world.predict({"customer_id": key})
+            assert resp.headers["x-sluice-version"] == expected
+    assert world.metric("sluice_router_traffic_weight_ratio", model="churn", version="v2") == 0.3
+
+
+def test_the_key_header_routes_requests_without_an_entity(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=50)
+    row = {"tenure": 1.0, "plan": "basic"}
+    for key in ("a", "b", "c", "d", "e"):
+        expected = "v2" if bucket(key) < 5000 else "v1"
+        assert world.predict(row, **{"x-sluice-key": key}).headers["x-sluice-version"] == expected
+
+
+def test_the_version_header_pins_a_routed_version_only(world: World) -> None:
+    world.route(candidate="v2", mode="bluegreen")
+    assert world.predict({"customer_id": "C1"}).headers["x-sluice-version"] == "v1"
+    pinned = world.predict({"customer_id": "C1"}, **{"x-sluice-version": "v2"})
+    assert pinned.headers["x-sluice-version"] == "v2"
+    unknown = world.predict({"customer_id": "C1"}, **{"x-sluice-version": "v9"})
+    assert unknown.status_code == 404
+    assert "v9" in unknown.json()["error"]["message"]
+
+
+def test_a_failing_candidate_is_answered_by_stable_and_counted(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=100)
+    world.servers[V2_URL].fail = "500"
+    for _ in range(3):
+        resp = world.predict({"customer_id": "C1"})
+        assert resp.status_code == 200
+        assert resp.headers["x-sluice-version"] == "v1"
+    assert world.metric("sluice_router_fallbacks_total", model="churn", version="v2") == 3
+    assert (
+        world.metric(
+            "sluice_router_upstream_errors_total",
+            model="churn",
+            version="v2",
+            role="primary",
+            reason="status",
+        )
+        >= 3
+    )
+
+
+def test_the_breaker_stops_calling_a_candidate_that_keeps_failing(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=100)
+    assert world.predict({"customer_id": "C1"}).headers["x-sluice-version"] == "v2"
+    world.upstream.requests.clear()
+    world.servers[V2_URL].fail = "connect"
+    for _ in range(10):
+        assert world.predict({"customer_id": "C1"}).headers["x-sluice-version"] == "v1"
+    tried = [u for m, u, _ in world.upstream.requests if m == "POST" and u.startswith(V2_URL)]
+    # 5 failed calls (each retried once) open the breaker; the other 5 skip v2
+    assert len(tried) == 10
+    assert world.metric("sluice_router_circuit_open", model="churn", version="v2") == 1
+    assert world.metric("sluice_router_fallbacks_total", model="churn", version="v2") == 10
+
+
+def test_a_candidate_whose_metadata_cannot_be_read_is_skipped(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=100)
+    world.servers[V2_URL].fail = "connect"
+    resp = world.predict({"customer_id": "C1"})
+    assert resp.status_code == 200
+    assert resp.headers["x-sluice-version"] == "v1"
+    labels = {"model": "churn", "version": "v2", "role": "primary", "reason": "metadata"}
+    assert world.metric("sluice_router_upstream_errors_total", **labels) == 1
+
+
+def test_stable_failures_reach_the_user_as_gateway_errors(world: World) -> None:
+    world.route()
+    world.servers[V1_URL].fail = "connect"
+    cold = world.predict({"customer_id": "C1"})
+    assert cold.status_code == 503  # never answered: what v1 takes is unknown
+    world.servers[V1_URL].fail = None
+    assert world.predict({"customer_id": "C1"}).status_code == 200
+    world.servers[V1_URL].fail = "connect"
+    assert world.predict({"customer_id": "C1"}).status_code == 502
+    world.servers[V1_URL].fail = "timeout"
+    assert world.predict({"customer_id": "C1"}).status_code == 504
+    world.servers[V1_URL].fail = "500"
+    assert world.predict({"customer_id": "C1"}).status_code == 500
+    assert world.metric("http_request_duration_seconds_count", status="502") == 1
+
+
+def test_missing_or_stale_features_follow_the_models_policy(world: World) -> None:
+    world.route()
+    refused = world.predict({"customer_id": "C199"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "missing_feature"
+    assert "outside max age" in refused.json()["error"]["message"]
+    world.route(on_missing="default")
+    filled = world.predict({"customer_id": "unknown"})
+    assert filled.status_code == 200
+    assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 12.0, "plan": "basic"}]
+    labels = {"model": "churn", "feature": "tenure", "status": "NOT_FOUND", "action": "default"}
+    assert world.metric("sluice_router_feature_gaps_total", **labels) == 1
+
+
+def test_a_lookup_failure_is_a_503(world: World) -> None:
+    world.route()
+    world.lookup.fail = True
+    resp = world.predict({"customer_id": "C1"})
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "feature_lookup_unavailable"
+
+
+def test_every_answer_goes_to_the_prediction_log(world: World) -> None:
+    world.route()
+    world.predict({"customer_id": "C3"}, {"customer_id": "C4"}, **{"x-request-id": "req-1"})
+    model, record = world.predlog.records[-1]
+    assert model == "churn"
+    assert (record.request_id, record.version, record.role) == ("req-1", "v1", "primary")
+    assert record.features == {"tenure": [3.0, 4.0], "plan": ["basic", "premium"]}
+    assert record.labels == ["1", "0"]
+    assert record.scores == [0.9, 0.2]
+    assert record.latency_ms > 0
+
+
+def test_v2_infer_is_routed_enriched_and_pinned_by_path(world: World) -> None:
+    world.route(candidate="v2", mode="bluegreen")
+    body = {
+        "id": "abc",
+        "inputs": [{"name": "customer_id", "shape": [1], "datatype": "BYTES", "data": ["C3"]}],
+    }
+    resp = world.client.post("/v2/models/churn/infer", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-sluice-version"] == "v1"
+    assert resp.json()["id"] == "abc"
+    pinned = world.client.post("/v2/models/churn/versions/v2/infer", json=body)
+    assert pinned.headers["x-sluice-version"] == "v2"
+    assert world.predlog.records[-1][1].features == {"tenure": [3.0], "plan": ["basic"]}
+    bad = world.client.post("/v2/models/churn/infer", content=b"{")
+    assert bad.status_code == 422
+    assert isinstance(bad.json()["error"], str)
+
+
+def test_v2_binary_requests_are_forwarded_as_they_are(world: World) -> None:
+    world.route()
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "plan",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 9},
+                }
+            ]
+        }
+    )
+    world.client.post(
+        "/v2/models/churn/infer",
+        content=head + b"\x05\x00\x00\x00basic",
+        headers={"inference-header-content-length": str(len(head))},
+    )
+    _method, url, headers = world.upstream.requests[-1]
+    assert url == f"{V1_URL}/v2/models/churn/versions/v1/infer"
+    assert headers is not None
+    assert headers["inference-header-content-length"] == str(len(head))
+
+
+def test_metadata_and_health_look_like_a_model_server(world: World) -> None:
+    assert world.client.get("/v2/models/churn").status_code == 404
+    world.route(candidate="v2", mode="bluegreen")
+    meta = world.client.get("/v2/models/churn")
+    assert meta.json()["versions"] == ["v1"]
+    assert meta.headers["x-sluice-version"] == "v1"
+    assert world.client.get("/v2/models/churn/versions/v2").json()["versions"] == ["v2"]
+    assert world.client.get("/v2/health/live").json() == {"live": True}
+    assert world.client.get("/v2/health/ready").json() == {"ready": True}
+    assert world.client.get("/readyz").status_code == 200
+
+
+def test_unknown_models_and_bad_bodies_are_client_errors(world: World) -> None:
+    assert world.predict({"customer_id": "C1"}).status_code == 404
+    world.route()
+    assert world.client.post("/v1/models/churn:predict", content=b"[").status_code == 422
+    assert world.client.post("/v1/models/churn:predict", json={"rows": []}).status_code == 422
+
+
+def test_body_and_batch_limits(make_world: object) -> None:
+    world = make_world(max_body_bytes=2048, max_batch_size=4)  # type: ignore[operator]
+    world.route()
+    assert world.predict(*[{"customer_id": "C1"}] * 5).status_code == 413
+    huge = world.client.post(
+        "/v1/models/churn:predict", content=b'{"instances": [' + b" " * 4096 + b"]}"
+    )
+    assert huge.status_code == 413
+
+
+def test_rate_limit_answers_429_with_retry_after(make_world: object) -> None:
+    world = make_world(rate_limit_rps=0.5, rate_limit_burst=2)  # type: ignore[operator]
+    world.route()
+    codes = [world.predict({"customer_id": "C1"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    limited = world.predict({"customer_id": "C1"})
+    assert limited.headers["retry-after"] == "2"
+    assert world.predict({"customer_id": "C1"}, **{"x-api-key": "other"}).status_code == 200
+    assert world.metric("sluice_router_rate_limited_total") == 2
+
+
+def test_api_key_is_required_when_configured(make_world: object) -> None:
+    world = make_world(api_keys="k1,k2")  # type: ignore[operator]
+    world.route()
+    assert world.predict({"customer_id": "C1"}).status_code == 401
+    assert world.predict({"customer_id": "C1"}, **{"x-api-key": "k2"}).status_code == 200
+    assert world.predict({"customer_id": "C1"}, authorization="Bearer k1").status_code == 200
+    assert world.predict({"customer_id": "C1"}, **{"x-api-key": "nope"}).status_code == 401

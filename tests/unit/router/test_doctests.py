@@ -1,0 +1,19 @@
+"""The worked examples in the pure modules' docstrings are tests too."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import pytest
+
+from sluice.router import breaker, codec, compare, enrich, ratelimit, split, table
+
+
+@pytest.mark.parametrize(
+    "module", [breaker, codec, compare, enrich, ratelimit, split, table], ids=lambda m: m.__name__
+)
+def test_docstring_examples(module: ModuleType) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0
