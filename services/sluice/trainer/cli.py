@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sluice.core.errors import InvalidInput
 from sluice.core.registry import FeatureSpec, ModelCard, ModelRegistry
 from sluice.trainer.progress import ConsoleSteps
 from sluice.trainer.versions import ensure_new_version
@@ -138,6 +139,18 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, help="CPU threads for the fit (more helps only on idle cores).")
     ] = 1,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="Feature views (YAML): join features point-in-time from their offline "
+            "sources onto --data, which then only needs the entity key, event_timestamp "
+            "and the label."
+        ),
+    ] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(help="With --features: a 'view:feature' or 'view:*' (repeat); default all."),
+    ] = None,
 ) -> None:
     """Train a model on a table, check its ONNX export, and register it as a new version.
 
@@ -148,18 +161,25 @@ def train(
     The version is registered only if ONNX and scikit-learn agree within 1e-5.
     """
     from sluice.trainer.schema import infer_schema
-    from sluice.trainer.tables import load_table
+    from sluice.trainer.tables import load_table, training_set
 
     store = ModelRegistry(registry)
     ensure_new_version(store, model, version)
     steps = ConsoleSteps()
     table, source = load_table(data, rows=rows, seed=seed, steps=steps)
+    refs: list[str] = []
+    if features is not None:
+        table, refs = training_set(table, features, feature or [], label=label, steps=steps)
+        source = f"{source} + {features}"
+    elif feature:
+        raise InvalidInput("--feature needs --features (the feature views file)")
     infer_schema(table, label)  # refuse an unusable table before importing scikit-learn
     from sluice.trainer.service import train_and_register  # takes seconds to import
 
     card = train_and_register(
         table, model=model, version=version, registry=store, label=label,
-        algorithm=algorithm.value, seed=seed, source=source, steps=steps, threads=threads,
+        algorithm=algorithm.value, seed=seed, source=source, feature_refs=refs, steps=steps,
+        threads=threads,
     )  # fmt: skip
     typer.echo(summary(card, store.path(model, version)))
 

@@ -7,6 +7,7 @@ infer the schema -> split -> fit -> score on held-out rows -> export to ONNX -> 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -41,6 +42,7 @@ def train_and_register(
     algorithm: str = "hgb",
     seed: int = 0,
     source: str | None = None,
+    feature_refs: Sequence[str] = (),
     steps: Steps | None = None,
     threads: int = 1,
 ) -> ModelCard:
@@ -49,7 +51,8 @@ def train_and_register(
     Raises InvalidInput for a table that cannot train (saying why), Conflict when the
     version exists (checked first, before any work, and again when registering), and
     ParityFailed when the ONNX export does not reproduce scikit-learn's probabilities.
-    ``steps`` reports progress; ``threads`` caps the CPU threads the fit uses.
+    ``feature_refs`` records which feature-store features the table came from (the router
+    looks them up online); ``steps`` reports progress; ``threads`` caps the fit's threads.
     """
     steps = steps or QuietSteps()
     ensure_new_version(registry, model, version)
@@ -88,6 +91,7 @@ def train_and_register(
         classes=names,
         features=specs,
         entity_key=schema.entity_key,
+        feature_refs=list(feature_refs),
         metrics=metrics,
         data=DataInfo(
             fingerprint=table_hash,

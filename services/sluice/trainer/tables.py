@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -74,3 +75,44 @@ def load_table(
             return generate_churn(rows, seed), f"generate_churn(rows={rows}, seed={seed})"
     with steps.step(f"read {data}"):
         return read_table(data), str(data)
+
+
+def training_set(
+    spine: pd.DataFrame,
+    definitions: Path,
+    refs: Sequence[str],
+    *,
+    label: str,
+    timestamp_column: str = "event_timestamp",
+    steps: Steps | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """A point-in-time-correct training table from the feature store's offline sources.
+
+    ``spine`` gives the rows: each view's join key, ``timestamp_column`` and ``label``
+    (other columns are ignored, so a feature column in the spine can never leak in). Every
+    requested feature is the latest value at or before the row's timestamp within the view's
+    ttl. ``refs`` are ``view:feature`` or ``view:*``; none means every feature of every view.
+    Returns the table and the refs spelled out one feature each (what the card records).
+    """
+    from sluice.feature_store.definitions import load_repo
+    from sluice.feature_store.offline import OfflineStore
+    from sluice.feature_store.retrieval import parse_refs
+
+    steps = steps or QuietSteps()
+    views = load_repo(definitions).by_name
+    wanted = list(refs) or [f"{name}:*" for name in views]
+    pairs = parse_refs(wanted, views)
+    keys = sorted({views[view].entity.join_key for view, _ in pairs})
+    missing = [c for c in [*keys, timestamp_column, label] if c not in spine.columns]
+    if missing:
+        raise InvalidInput(
+            f"the entity table needs columns {', '.join(missing)} to join features "
+            f"(it has: {', '.join(map(str, spine.columns))})"
+        )
+    with steps.step(f"join {len(pairs)} features point-in-time onto {len(spine):,} rows"):
+        table = OfflineStore(views).get_historical_features(
+            spine[[*keys, timestamp_column, label]],
+            wanted,
+            timestamp_column=timestamp_column,
+        )
+    return table, [f"{view}:{feature}" for view, feature in pairs]
