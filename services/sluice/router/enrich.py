@@ -162,10 +162,18 @@ def fill(
                 if policy == "reject" or default is None:
                     counts[(name, status, "reject")] += 1
                     raise MissingFeatures(
-                        f"feature {name!r} of row {row} is {status.lower().replace('_', ' ')}"
+                        f"feature {name!r} of row {row}{_entity(frame, schemas, row)} is "
+                        f"{status.lower().replace('_', ' ')}"
                         + ("" if policy == "reject" else " and has no training default"),
                         counts,
                     )
                 frame.fill(name, row, default)
                 counts[(name, status, "default")] += 1
     return counts
+
+
+def _entity(frame: Frame, schemas: Sequence[VersionSchema], row: int) -> str:
+    """`` (customer_id='C1')`` for a row that names its entity, else nothing."""
+    key = entity_key(schemas)
+    value = frame.columns[key][row] if key is not None and key in frame.columns else None
+    return "" if value is None or value is MISSING else f" ({key}={value!r})"

@@ -1,0 +1,176 @@
+"""The whole system as docs/deploy.md runs it: real Redis, every service a real process.
+
+A user generates data, applies and materialises feature views, trains from the feature
+store, serves the version, routes to it, sends only entity ids through the router, and
+reads drift and performance figures back from the drift monitor.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.support.procs import free_port, redis_server, running, sluice_command
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "e2e-admin-token"
+ROWS = 3000
+
+
+@dataclass
+class System:
+    table: pd.DataFrame
+    router: str
+    model_server: str
+    drift: str
+
+
+def sluice(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [*sluice_command(), *args], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert done.returncode == 0, f"sluice {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    import os
+
+    work = tmp_path_factory.mktemp("system")
+    with ExitStack() as stack:
+        redis_url, _ = stack.enter_context(redis_server(work / "redis"))
+        env = {**os.environ, "SLUICE_REDIS_URL": redis_url, "SLUICE_ADMIN_TOKEN": TOKEN}
+        data, registry = work / "churn.parquet", work / "registry"
+        definitions = work / "features.yaml"
+        example = (Path(__file__).parents[2] / "examples/churn/features.yaml").read_text()
+        definitions.write_text(example.replace("../../.sluice/churn.parquet", str(data)))
+
+        sluice("data", "generate", "--rows", str(ROWS), "--seed", "11", "--out", str(data), env=env)
+        sluice("features", "apply", "-f", str(definitions), env=env)
+        sluice("features", "materialize", "--incremental", env=env)
+        sluice(
+            "train", "--model", "churn", "--version", "v1", "--registry", str(registry),
+            "--data", str(data), "--features", str(definitions), "--algorithm", "logreg", env=env,
+        )  # fmt: skip
+
+        def serve(name: str, *args: str) -> str:
+            port = free_port()
+            proc = stack.enter_context(
+                running(
+                    [*sluice_command(), "serve", name, *args, "--port", str(port)],
+                    log=work / f"{name}.log",
+                    ready_url=f"http://127.0.0.1:{port}/readyz",
+                    env=env,
+                )
+            )
+            assert proc.url is not None
+            return proc.url
+
+        model_server = serve(
+            "model-server", "--registry", str(registry), "--model", "churn", "--version", "v1"
+        )
+        router = serve("router", "--registry", str(registry))
+        drift = serve(
+            "drift-monitor", "--registry", str(registry), "--window-size", "400",
+            "--min-window-size", "300",
+        )  # fmt: skip
+        sluice(
+            "route", "set", "churn", "--router-url", router,
+            "--upstream", f"v1={model_server}", "--stable", "v1", env=env,
+        )  # fmt: skip
+        yield System(pd.read_parquet(data), router, model_server, drift)
+
+
+def features_of(table: pd.DataFrame, customer: str) -> dict[str, Any]:
+    row = table.loc[table["customer_id"] == customer].iloc[0]
+    skip = {"customer_id", "event_timestamp", "churned"}
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k not in skip}
+
+
+def test_an_entity_id_alone_gets_the_prediction_of_its_full_feature_vector(system: System) -> None:
+    customers = ["C000001", "C000042", "C002999"]
+    through_router = httpx.post(
+        f"{system.router}/v1/models/churn:predict",
+        json={"instances": [{"customer_id": c} for c in customers]},
+    )
+    assert through_router.status_code == 200, through_router.text
+    assert through_router.headers["x-sluice-version"] == "v1"
+    direct = httpx.post(
+        f"{system.model_server}/v1/models/churn:predict",
+        json={"instances": [features_of(system.table, c) for c in customers]},
+    )
+    assert direct.status_code == 200, direct.text
+    for got, want in zip(
+        through_router.json()["predictions"], direct.json()["predictions"], strict=True
+    ):
+        assert got["label"] == want["label"]
+        for cls, p in want["probabilities"].items():
+            assert got["probabilities"][cls] == pytest.approx(p, abs=1e-9)
+
+
+def test_an_unknown_entity_is_refused_naming_it(system: System) -> None:
+    answer = httpx.post(
+        f"{system.router}/v1/models/churn:predict",
+        json={"instances": [{"customer_id": "NOPE-1"}]},
+    )
+    assert answer.status_code == 422
+    assert "age" in answer.text
+    assert "NOPE-1" in answer.text  # the entity the lookup did not find
+
+
+def test_live_traffic_reaches_drift_and_performance_figures(system: System) -> None:
+    table = system.table.sample(800, random_state=5)
+    truth: dict[str, int] = {}
+    with httpx.Client(base_url=system.router) as client:
+        for start in range(0, len(table), 20):
+            chunk = table.iloc[start : start + 20]
+            answer = client.post(
+                "/v1/models/churn:predict",
+                json={"instances": [{"customer_id": c} for c in chunk["customer_id"]]},
+            )
+            assert answer.status_code == 200, answer.text
+            rid = answer.headers["x-request-id"]
+            for i, label in enumerate(chunk["churned"]):
+                truth[f"{rid}/{i}"] = int(label)
+
+    report = _wait_for_window(system.drift)
+    latest = report["versions"]["v1"]["latest"]
+    assert latest["rows"] >= 400
+    assert latest["status"] in {"ok", "drift"}  # conclusive: a verdict, not "inconclusive"
+    model_features = set(features_of(system.table, "C000001"))
+    assert set(latest["features"]) == model_features
+    for figures in latest["features"].values():
+        assert "drifted" in figures
+
+    ids = list(truth)
+    feedback = httpx.post(
+        f"{system.drift}/v1/feedback",
+        json={"model": "churn", "ids": [*ids, "never-served"], "labels": [*truth.values(), 1]},
+    )
+    assert feedback.status_code == 200, feedback.text
+    counts = feedback.json()
+    assert counts["joined"] == len(ids)
+    assert counts["unknown"] == 1
+    performance = httpx.get(f"{system.drift}/v1/drift/churn").json()["versions"]["v1"]
+    assert performance["performance"]["accuracy"] > 0.6
+
+
+def _wait_for_window(drift: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report: dict[str, Any] = httpx.get(f"{drift}/v1/drift/churn").json()
+        if "v1" in report.get("versions", {}):
+            return report
+        time.sleep(0.2)
+    raise AssertionError(f"no drift window closed within {timeout}s: {report}")
