@@ -9,7 +9,9 @@ run measures, interleaved so ratios compare like with like on a shared machine:
 - bare redis-py (hiredis): GET of one entity's bytes, MGET of 100 (no decoding);
 - in process: ``RedisOnlineStore.get_online`` (plan, MGET, decode, ttl, statuses);
 - over HTTP: POST /v1/features/get-online to the real service, with a minimal keep-alive
-  HTTP/1.1 client (what the service adds) and with httpx (what a typical client sees).
+  HTTP/1.1 client (what the service adds) and with httpx (what a typical client sees);
+
+the four in round-robin blocks of 50 requests, so they share the machine's load alike.
 
 It also re-measures the decisions behind the layout: packed value + MGET vs a hash per
 entity + HGETALL, their memory, the codec, and the newer-wins write options.
@@ -93,6 +95,24 @@ async def timed(call: Callable[[], Awaitable[Any]], n: int, warmup: int = 200) -
     return percentiles(samples)
 
 
+async def interleaved(
+    variants: list[tuple[str, Callable[[], Awaitable[Any]]]], n: int, block: int = 50
+) -> dict[str, dict[str, float]]:
+    """``n`` timed calls of each variant, taken in round-robin blocks of ``block`` calls, so
+    every variant sees the same share of whatever else the machine is doing."""
+    samples: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for _, call in variants:  # warm up
+        for _ in range(100):
+            await call()
+    while len(samples[variants[0][0]]) < n:
+        for name, call in variants:
+            for _ in range(block):
+                start = time.perf_counter()
+                await call()
+                samples[name].append(time.perf_counter() - start)
+    return {name: percentiles(got) for name, got in samples.items()}
+
+
 async def concurrent(call: Callable[[], Awaitable[Any]], workers: int, n: int) -> float:
     async def worker() -> None:
         for _ in range(n // workers):
@@ -171,11 +191,8 @@ async def read_benchmarks(redis_url: str, http_port: int, n: int) -> dict[str, d
                 ("HTTP, raw client", http_raw),
                 ("HTTP, httpx", http_httpx),
             ]
-            for name, call in variants:
-                if call is http_raw:  # the server closes connections idle for 5 s
-                    raw.writer.close()
-                    await raw.open()
-                out[f"{name} | {size}"] = await timed(call, count)
+            for name, stats in (await interleaved(variants, count)).items():
+                out[f"{name} | {size}"] = stats
             out[f"in process | {size}"]["rps8"] = await concurrent(in_process, 8, count)
             out[f"HTTP, raw client | {size}"]["bytes"] = len(answer)
     finally:
@@ -406,7 +423,8 @@ def render(
         f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} before, "
         f"{after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f} after (cores shared with other work)",
         f"- command: `uv run python {cmd}` (from the repository root)",
-        f"- medians of {len(runs)} runs; each run measures every variant back to back; one "
+        f"- medians of {len(runs)} runs; in each run the read variants take turns in blocks of "
+        "50 requests (same conditions for all); one "
         "view of 20 features (8 float64, 8 int64, 4 string), redis-server 6.2 on loopback, "
         "redis-py with hiredis, uvloop",
         "",
