@@ -12,6 +12,10 @@ front (uvloop, httptools, no access log, prediction log on). Then, with wrk:
 - the upstream client: one minimal Starlette proxy each on httpx.AsyncClient, httpx with
   the httpx-aiohttp transport, and aiohttp, at concurrency 1 and 64.
 
+With ``--baseline DIR`` (a source tree of another commit, e.g. from ``git archive HEAD
+services | tar -x -C DIR``) a second router runs that code on the same Redis and table, and
+joins every interleaved comparison: before and after from the same runs.
+
     uv run python bench/router.py            # writes bench/results/router.md
 """
 
@@ -110,6 +114,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs per scenario")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "router.md")
+    parser.add_argument(
+        "--baseline", type=Path, help="a source tree whose services/ runs as a second router"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not on PATH: apt-get update && apt-get install -y wrk")
@@ -125,7 +132,14 @@ def main() -> None:
         materialise(work, redis_url)
         servers = {v: stack.enter_context(model_server(work, registry, v)) for v in ("v1", "v2")}
         router = stack.enter_context(router_process(work, redis_url, registry))
+        baseline = None
+        if args.baseline is not None:
+            source = args.baseline.resolve() / "services"
+            baseline = stack.enter_context(router_process(work, redis_url, registry, source))
         full, entity = bodies(work, row, customer)
+
+        def before(name: str, url: str | None, body: Path) -> list[tuple[str, str, Path]]:
+            return [] if url is None else [(f"{name} [baseline]", url, body)]
 
         def run(group: list[tuple[str, str, Path]], concurrency: int) -> None:
             """Interleave the group's scenarios run by run (A B A B ...): the machine's
@@ -145,11 +159,13 @@ def main() -> None:
         infer = "/v2/models/churn/infer"
         set_route(router, servers)
         direct, routed = servers["v1"] + infer, router + infer
+        based = baseline + infer if baseline else None
         for c in (1, 16, 64):
             run(
                 [
                     ("direct to the model server", direct, full),
                     ("through the router", routed, full),
+                    *before("through the router", based, full),
                 ],
                 c,
             )
@@ -158,19 +174,26 @@ def main() -> None:
                 [
                     ("direct, every feature given", direct, full),
                     ("router, entity in (lookup)", routed, entity),
+                    *before("router, entity in (lookup)", based, entity),
                 ],
                 c,
             )
         shadow_route = {"candidate": "v2", "mode": "shadow"}
+        targets = [("router", routed), *(() if based is None else (("router [baseline]", based),))]
         for c in (1, 16):
-            runs_on, runs_off = [], []
+            runs_: dict[str, list[tuple[float, float, float]]] = {}
             for _ in range(args.repeat):
-                set_route(router, servers, **shadow_route)
-                runs_on.append(wrk_once("shadow on", routed, full, script, c, args))
-                set_route(router, servers)
-                runs_off.append(wrk_once("shadow off", routed, full, script, c, args))
-            for name, runs_ in (("router, shadow on", runs_on), ("router, shadow off", runs_off)):
-                p50, p99, rps = (statistics.median(r[i] for r in runs_) for i in range(3))
+                for on in (True, False):
+                    # both routers read the one table in Redis
+                    set_route(router, servers, **(shadow_route if on else {}))
+                    time.sleep(0.2)
+                    for label, url in targets:
+                        name = label.replace("router", f"router, shadow {'on' if on else 'off'}")
+                        runs_.setdefault(name, []).append(
+                            wrk_once(name, url, full, script, c, args)
+                        )
+            for name, found in runs_.items():
+                p50, p99, rps = (statistics.median(r[i] for r in found) for i in range(3))
                 print(f"{name:34} c={c:<3} p50={p50:.3f}ms p99={p99:.3f}ms rps={rps:,.0f}")
                 results.append(Result(name, c, p50, p99, rps))
         with ExitStack() as proxies:
@@ -183,6 +206,7 @@ def main() -> None:
                     [
                         *((f"plain proxy on {k}", u, full) for k, u in urls.items()),
                         ("the router (same runs)", routed, full),
+                        *before("the router (same runs)", based, full),
                     ],
                     c,
                 )
@@ -306,7 +330,10 @@ def model_server(work: Path, registry: Path, version: str) -> Iterator[str]:
 
 
 @contextmanager
-def router_process(work: Path, redis_url: str, registry: Path) -> Iterator[str]:
+def router_process(
+    work: Path, redis_url: str, registry: Path, source: Path | None = None
+) -> Iterator[str]:
+    """``sluice serve router``; with ``source``, that tree's code (on PYTHONPATH)."""
     port = free_port()
     argv = [
         sluice(),
@@ -322,7 +349,10 @@ def router_process(work: Path, redis_url: str, registry: Path) -> Iterator[str]:
         "WARNING",
     ]
     env = {"SLUICE_ADMIN_TOKEN": TOKEN}
-    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / "router.log") as url:
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    log = work / f"router-{port}.log"
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as url:
         yield url
 
 
@@ -438,17 +468,22 @@ def render(
     def get(name: str, c: int) -> Result:
         return next(r for r in results if r.name == name and r.concurrency == c)
 
-    direct1, router1 = get("direct to the model server", 1), get("through the router", 1)
-    entity1, entity8 = get("router, entity in (lookup)", 1), get("router, entity in (lookup)", 8)
-    shadow1, plain1 = get("router, shadow on", 1), get("router, shadow off", 1)
-    measured = {
-        "added p50 at c=1 (ms)": router1.p50_ms - direct1.p50_ms,
-        "added p99 at c=1 (ms)": router1.p99_ms - direct1.p99_ms,
-        "router requests/s at c=64": get("through the router", 64).rps,
-        "entity-in p50 at c=1 (ms)": entity1.p50_ms,
-        "entity-in requests/s at c=8": entity8.rps,
-        "shadow: primary p50 increase": shadow1.p50_ms / plain1.p50_ms - 1,
-    }
+    def figures(tag: str) -> dict[str, float]:
+        """The target figures of the router (tag "") or of the baseline (" [baseline]")."""
+        direct1, router1 = get("direct to the model server", 1), get(f"through the router{tag}", 1)
+        shadow1 = get(f"router, shadow on{tag}", 1)
+        plain1 = get(f"router, shadow off{tag}", 1)
+        return {
+            "added p50 at c=1 (ms)": router1.p50_ms - direct1.p50_ms,
+            "added p99 at c=1 (ms)": router1.p99_ms - direct1.p99_ms,
+            "router requests/s at c=64": get(f"through the router{tag}", 64).rps,
+            "entity-in p50 at c=1 (ms)": get(f"router, entity in (lookup){tag}", 1).p50_ms,
+            "entity-in requests/s at c=8": get(f"router, entity in (lookup){tag}", 8).rps,
+            "shadow: primary p50 increase": shadow1.p50_ms / plain1.p50_ms - 1,
+        }
+
+    measured = figures("")
+    baseline = figures(" [baseline]") if args.baseline is not None else None
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -468,6 +503,11 @@ def render(
         "runs; the scenarios compared are interleaved run by run). wrk, the router, both "
         "model servers and Redis share the same two cores.",
         "- model: churn v1 (hgb) stable, v2 (logreg) candidate, 12 inputs; one V2 row",
+        *(
+            [f"- `[baseline]` rows: a second router running the code in `{args.baseline}`"]
+            if args.baseline
+            else []
+        ),
         "",
         "| what | concurrency | p50 ms | p99 ms | requests/s |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -480,24 +520,30 @@ def render(
         "",
         "## Against the targets (ratios and differences within this run)",
         "",
-        "| figure | measured | target | |",
-        "| --- | ---: | ---: | --- |",
+        "| figure | baseline (same runs) | measured | target | |"
+        if baseline
+        else "| figure | measured | target | |",
+        "| --- | ---: | ---: | ---: | --- |" if baseline else "| --- | ---: | ---: | --- |",
     ]
+
+    def shown(key: str, value: float) -> str:
+        if "requests/s" in key:
+            return f"{value:,.0f}"
+        return f"{value:.0%}" if "increase" in key else f"{value:.3f}"
+
     for key, target in TARGETS.items():
         value = measured[key]
         higher_is_better = "requests/s" in key
         ok = value >= target if higher_is_better else value <= target
-        shown = (
-            f"{value:,.0f}"
-            if higher_is_better
-            else (f"{value:.0%}" if "increase" in key else f"{value:.3f}")
-        )
         goal = (
             f">= {target:,}"
             if higher_is_better
             else (f"< {target:.0%}" if "increase" in key else f"<= {target}")
         )
-        lines.append(f"| {key} | {shown} | {goal} | {'met' if ok else 'MISSED'} |")
+        before = f" {shown(key, baseline[key])} |" if baseline else ""
+        lines.append(
+            f"| {key} |{before} {shown(key, value)} | {goal} | {'met' if ok else 'MISSED'} |"
+        )
     lines += ["", "## Upstream client (a plain proxy, same run)", ""]
     for c in (1, 64):
         row = [get(f"plain proxy on {k}", c) for k in ("httpx", "httpx-aiohttp", "aiohttp")]

@@ -6,9 +6,10 @@ per request, which matters on sub-millisecond inference paths.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +23,27 @@ from sluice.core.metrics import LATENCY_BUCKETS
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
+
+
+class _RequestIds:
+    """Unique request ids without a system call each: a random per-process prefix and a
+    counter, 32 hex characters like ``uuid4().hex`` (64 random bits tell processes apart).
+    A forked child draws a new prefix."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id = _RequestIds()
+"""A new request id, e.g. ``'3f1c9a0b7d2e4c51000000000000002a'``."""
 
 
 class HttpMetrics:
@@ -41,6 +63,24 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # labels() costs a lock and a tuple per call: keep the children per (route, code)
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request of the route template ``endpoint`` and time it."""
+        series = self._series.get((endpoint, status))
+        if series is None:
+            series = self._series[(endpoint, status)] = (
+                self.requests.labels(endpoint, str(status)),
+                self.duration.labels(endpoint),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+
+
+def request_id(scope: Scope) -> str:
+    """The caller's ``x-request-id`` (at most 128 characters), else a new id."""
+    return _header(scope, REQUEST_ID_HEADER) or new_request_id()
 
 
 def _route_template(scope: Scope) -> str:
@@ -61,14 +101,12 @@ class RequestMiddleware:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        # labels() costs a lock and a tuple per call: keep the children per (route, code)
-        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        rid = request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         token = ctx.request_id.set(rid)
         status = 500
@@ -87,15 +125,7 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            endpoint = _route_template(scope)
-            series = self._series.get((endpoint, status))
-            if series is None:
-                series = self._series[(endpoint, status)] = (
-                    self.metrics.requests.labels(endpoint, str(status)),
-                    self.metrics.duration.labels(endpoint),
-                )
-            series[0].inc()
-            series[1].observe(time.perf_counter() - start)
+            self.metrics.observe(_route_template(scope), status, time.perf_counter() - start)
             if status >= 500:
                 log.warning("request failed", extra={"path": scope["path"], "status": status})
             ctx.request_id.reset(token)

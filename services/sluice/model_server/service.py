@@ -117,7 +117,17 @@ class ModelService:
                     "shape": [-1, n_classes],
                 },
             ],
-            "parameters": {"classes": self.card.classes, "label": self.card.label},
+            # what a router needs to feed this version without the registry
+            "parameters": {
+                "classes": self.card.classes,
+                "label": self.card.label,
+                "entity_key": self.card.entity_key,
+                "feature_refs": self.card.feature_refs,
+                "defaults": {
+                    f.name: f.default for f in self.card.features if f.default is not None
+                },
+                "allow_missing": [f.name for f in self.card.features if f.allow_missing],
+            },
         }
 
     async def infer(self, tensors: Mapping[str, Tensor]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,34 +1,42 @@
 """HTTP endpoints: parse the request, call the RouterService, shape the response.
 
-The inference paths are plain Starlette endpoints (no pydantic between the bytes and the
-upstream call), and they are the same paths as the model server's: V2 infer, V2 metadata
-and health, and ``/v1/models/{m}:predict``. Every answer carries ``x-sluice-version``.
-V2 errors are ``{"error": "message"}``; V1 errors use the core shape.
+The inference POSTs (V2 infer, ``/v1/models/{m}:predict``) are one plain ASGI app,
+:class:`InferenceEndpoint`, that the router app calls before FastAPI's middleware, exception
+and routing layers (they cost about as much as the router's own work per request). It
+does what those layers did for it: the request id, the per-route request metrics, errors as
+responses. The rest (V2 metadata and health, the admin API) are ordinary routes, the same
+paths as the model server's. Every answer carries ``x-sluice-version``. V2 errors are
+``{"error": "message"}``; V1 errors use the core shape.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sluice import __version__
+from sluice.core import logging as ctx
 from sluice.core.errors import (
     InvalidInput,
+    PayloadTooLarge,
     SluiceError,
     Unauthorized,
     error_body,
     json_response,
 )
-from sluice.core.http import read_body
-from sluice.router.backends import HEADER_LENGTH, Reply
+from sluice.core.http import HttpMetrics, request_id
+from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol
 from sluice.router.errors import RateLimited
 from sluice.router.metrics import Metrics
@@ -39,9 +47,18 @@ from sluice.router.settings import Settings
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Headers = dict[bytes, bytes]
+"""A request's headers by lower-case name (the first of repeated ones)."""
 VERSION_HEADER = "x-sluice-version"
 KEY_HEADER = "x-sluice-key"
 SERVER_NAME = "sluice-router"
+
+INFER_ROUTES: tuple[tuple[str, Protocol], ...] = (
+    ("/v1/models/{model}:predict", "v1"),
+    ("/v2/models/{model}/infer", "v2"),
+    ("/v2/models/{model}/versions/{version}/infer", "v2"),
+)
+"""The inference paths (as route templates, the ``endpoint`` label of the HTTP metrics)."""
 
 
 class Guard:
@@ -56,86 +73,210 @@ class Guard:
             burst = settings.rate_limit_burst or max(1, int(settings.rate_limit_rps))
             self.limiter = RateLimiter(settings.rate_limit_rps, burst)
 
-    def check(self, request: Request) -> None:
-        key = _api_key(request)
+    def check(self, headers: Headers, client: tuple[str, int] | None) -> None:
+        if not self.keys and self.limiter is None:
+            return
+        key = _api_key(headers)
         if self.keys and not (
             key is not None and any(hmac.compare_digest(key.encode(), k) for k in self.keys)
         ):
             raise Unauthorized("a valid API key is needed: send x-api-key or Authorization")
         if self.limiter is None:
             return
-        wait = self.limiter.take(key or self._client_ip(request), time.monotonic())
+        wait = self.limiter.take(key or self._client_ip(headers, client), time.monotonic())
         if wait > 0:
             self.metrics.rate_limited.inc()
             raise RateLimited(
                 f"rate limit exceeded; retry in {wait:.2f}s", retry_after=retry_after(wait)
             )
 
-    def _client_ip(self, request: Request) -> str:
+    def _client_ip(self, headers: Headers, client: tuple[str, int] | None) -> str:
         if self.trust_forwarded:
-            forwarded = request.headers.get("x-forwarded-for")
+            forwarded = _text(headers, b"x-forwarded-for")
             if forwarded:
                 return forwarded.split(",", 1)[0].strip()
-        return request.client.host if request.client else "unknown"
+        return client[0] if client else "unknown"
 
 
-def _api_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
+def _text(headers: Headers, name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
+
+
+def _api_key(headers: Headers) -> str | None:
+    key = _text(headers, b"x-api-key")
     if key is None:
-        auth = request.headers.get("authorization", "")
+        auth = _text(headers, b"authorization") or ""
         if auth[:7].lower() == "bearer ":
             key = auth[7:].strip()
     return key
 
 
-def add_routes(app: FastAPI, service: RouterService, settings: Settings, metrics: Metrics) -> None:
-    """Mount the inference, metadata and health endpoints."""
-    guard = Guard(settings, metrics)
-    limit = settings.max_body_bytes
-    gateway = metrics.gateway
+_ROUTE = "sluice.inference"
+"""Scope key of the matched inference route: (template, protocol, model, path params)."""
 
-    async def infer(request: Request, protocol: Protocol, version: str | None) -> Response:
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived: there is no one to answer."""
+
+
+class InferenceEndpoint:
+    """V2 infer and V1 predict as one plain ASGI app: ``match`` a scope, then call it."""
+
+    def __init__(
+        self, service: RouterService, settings: Settings, metrics: Metrics, http: HttpMetrics
+    ) -> None:
+        self.service = service
+        self.guard = Guard(settings, metrics)
+        self.limit = settings.max_body_bytes
+        self.gateway = metrics.gateway
+        self.http = http
+        self._gateway: dict[int, Any] = {}
+        self._routes = [
+            (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"), path, protocol)
+            for path, protocol in INFER_ROUTES
+        ]
+
+    def match(self, scope: Scope) -> bool:
+        """Whether ``scope`` is an inference POST (the route found is kept in the scope)."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        path = scope["path"]
+        for pattern, template, protocol in self._routes:
+            found = pattern.match(path)
+            if found is not None:
+                scope[_ROUTE] = (template, protocol, found.group("model"), found.groupdict())
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if _ROUTE not in scope and not self.match(scope):
+            raise AssertionError(f"not an inference request: {scope['path']}")
+        template, protocol, model, params = scope[_ROUTE]
+        rid = request_id(scope)
+        token = ctx.request_id.set(rid)
         try:
-            guard.check(request)
-            headers = request.headers
-            pin = headers.get(VERSION_HEADER) or version
+            try:
+                status, body, headers = await self._answer(
+                    scope, receive, rid, protocol, model, params.get("version")
+                )
+            except _Disconnected:
+                return
+            headers.append((b"x-request-id", rid.encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            seconds = time.perf_counter() - started
+            gateway = self._gateway.get(status)
+            if gateway is None:
+                gateway = self._gateway[status] = self.gateway.labels(str(status))
+            gateway.observe(seconds)
+            self.http.observe(template, status, seconds)
+            if status >= 500:
+                log.warning("request failed", extra={"path": scope["path"], "status": status})
+        finally:
+            ctx.request_id.reset(token)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        rid: str,
+        protocol: Protocol,
+        model: str,
+        version: str | None,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """(status, body, headers) of the answer to one inference request."""
+        headers: Headers = dict(reversed(scope["headers"]))
+        try:
+            self.guard.check(headers, scope.get("client"))
+            pin = _text(headers, b"x-sluice-version") or version
             if version is not None and pin != version:
                 raise InvalidInput(f"{VERSION_HEADER} {pin!r} contradicts the path's {version!r}")
             req = Inference(
-                model=request.path_params["model"],
+                model=model,
                 protocol=protocol,
-                body=await read_body(request, limit),
-                request_id=_request_id(request),
+                body=await _read_body(receive, headers.get(b"content-length"), self.limit),
+                request_id=rid,
                 pin=pin,
-                key=headers.get(KEY_HEADER),
-                binary_header=headers.get(HEADER_LENGTH) if protocol == "v2" else None,
+                key=_text(headers, b"x-sluice-key"),
+                binary_header=_text(headers, HEADER_LENGTH.encode()) if protocol == "v2" else None,
             )
-            reply, answered = await service.predict(req)
-            response = _reply(reply, answered)
+            reply, answered = await self.service.predict(req)
         except SluiceError as exc:
-            response = _error(exc, protocol)
+            return _error(exc, protocol)
+        except _Disconnected:
+            raise
         except Exception:
-            log.exception("unexpected error on %s", request.url.path)
-            response = _error(SluiceError("internal server error"), protocol)
-        gateway.labels(str(response.status_code)).observe(time.perf_counter() - started)
-        return response
+            log.exception("unexpected error on %s", scope["path"])
+            return _error(SluiceError("internal server error"), protocol)
+        out = [
+            (b"content-type", (reply.content_type or "application/json").encode("latin-1")),
+            (b"content-length", str(len(reply.body)).encode()),
+            (VERSION_HEADER.encode(), answered.encode()),
+        ]
+        if reply.header_length is not None:
+            out.append((HEADER_LENGTH.encode(), reply.header_length.encode("latin-1")))
+        return reply.status, reply.body, out
 
-    async def v1_predict(request: Request) -> Response:
-        return await infer(request, "v1", None)
 
-    async def v2_infer(request: Request) -> Response:
-        return await infer(request, "v2", request.path_params.get("version"))
+async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is over ``limit`` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body of {declared.decode()} bytes is over the limit of {limit}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not chunks and not more and len(chunk) <= limit:
+            return chunk  # the usual case: one message
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not more:
+            return b"".join(chunks)
+
+
+def _error(exc: SluiceError, protocol: Protocol) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    if exc.status >= 500 and exc.status != 503:
+        log.warning("inference failed: %s", exc.message)
+    doc: dict[str, Any] = {"error": exc.message} if protocol == "v2" else error_body(exc)
+    body = orjson.dumps(doc)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if isinstance(exc, RateLimited):
+        headers.append((b"retry-after", str(exc.details.get("retry_after", "1")).encode()))
+    return exc.status, body, headers
+
+
+def add_routes(app: FastAPI, service: RouterService, inference: InferenceEndpoint) -> None:
+    """Mount the metadata and health endpoints; the inference paths answer 405 to anything
+    but POST here (a POST is answered by ``inference`` before it reaches the routes)."""
 
     async def proxy(request: Request) -> Response:
         params = request.path_params
+        v1 = request.url.path.startswith("/v1/")
         try:
             reply, version = await service.proxy_get(
                 params["model"], params.get("version"), request.url.path
             )
-            return _reply(reply, version)
         except SluiceError as exc:
-            return _error(exc, "v1" if request.url.path.startswith("/v1/") else "v2")
+            return json_response(exc.status, error_body(exc) if v1 else {"error": exc.message})
+        headers = {VERSION_HEADER: version}
+        if reply.header_length is not None:
+            headers[HEADER_LENGTH] = reply.header_length
+        return Response(
+            reply.body,
+            status_code=reply.status,
+            media_type=reply.content_type or "application/json",
+            headers=headers,
+        )
 
     async def server_live(_: Request) -> Response:
         return json_response(200, {"live": True})
@@ -147,10 +288,10 @@ def add_routes(app: FastAPI, service: RouterService, settings: Settings, metrics
     async def server_metadata(_: Request) -> Response:
         return json_response(200, {"name": SERVER_NAME, "version": __version__, "extensions": []})
 
+    for path, _ in INFER_ROUTES:
+        # an ASGI app as the endpoint: Starlette calls it as it is
+        app.router.routes.append(Route(path, inference, methods=["POST"]))
     routes: list[tuple[str, Endpoint, str]] = [
-        ("/v1/models/{model}:predict", v1_predict, "POST"),
-        ("/v2/models/{model}/infer", v2_infer, "POST"),
-        ("/v2/models/{model}/versions/{version}/infer", v2_infer, "POST"),
         ("/v1/models/{model}", proxy, "GET"),
         ("/v2/models/{model}", proxy, "GET"),
         ("/v2/models/{model}/ready", proxy, "GET"),
@@ -162,31 +303,3 @@ def add_routes(app: FastAPI, service: RouterService, settings: Settings, metrics
     ]
     for path, endpoint, method in routes:
         app.add_route(path, endpoint, methods=[method])
-
-
-def _reply(reply: Reply, version: str) -> Response:
-    headers = {VERSION_HEADER: version}
-    if reply.header_length is not None:
-        headers[HEADER_LENGTH] = reply.header_length
-    return Response(
-        reply.body,
-        status_code=reply.status,
-        media_type=reply.content_type or "application/json",
-        headers=headers,
-    )
-
-
-def _error(exc: SluiceError, protocol: Protocol) -> Response:
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"retry-after": str(exc.details.get("retry_after", "1"))}
-    if exc.status >= 500 and exc.status != 503:
-        log.warning("inference failed: %s", exc.message)
-    body: dict[str, Any] = {"error": exc.message} if protocol == "v2" else error_body(exc)
-    return json_response(exc.status, body, headers=headers)
-
-
-def _request_id(request: Request) -> str:
-    state: dict[str, Any] = request.scope.get("state", {})
-    rid = state.get("request_id")
-    return rid if isinstance(rid, str) else uuid.uuid4().hex

@@ -1,7 +1,8 @@
 """The outside things the router talks to, a Protocol each, and their implementations.
 
-- :class:`UpstreamClient`: HTTP to the model servers. :class:`AiohttpUpstream` was chosen by
-  measurement (bench/results/router.md): httpx's own async transport collapses under
+- :class:`UpstreamClient`: HTTP to the model servers, chosen by measurement
+  (bench/results/router.md): the router's own keep-alive client (``http1``) by default,
+  :class:`AiohttpUpstream` as the alternative; httpx's own async transport collapses under
   concurrency (encode/httpx#3215).
 - :class:`RoutingStore`, :class:`ShadowSamples`, :class:`PredictionLog`: Redis (``store``).
 - :class:`FeatureLookup`: the online store, in process through the feature store's read
@@ -133,11 +134,8 @@ class AiohttpUpstream:
             connector = aiohttp.TCPConnector(
                 limit=0, limit_per_host=self._connections, ttl_dns_cache=60
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
-            )
+            # no skip_auto_headers: aiohttp rebuilds a header set per request when it is set
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
 
     async def request(

@@ -16,6 +16,7 @@ from sluice.router.metrics import Metrics
 from sluice.router.table import Route
 
 RETRY_STATUSES = frozenset((502, 503, 504))
+JSON = {"content-type": "application/json"}
 
 
 class UpstreamStatus(Exception):
@@ -76,7 +77,7 @@ class Upstreams:
         else:
             body = v2_body(frame, schema.features, schema.datatypes)
             path = f"/v2/models/{model}/versions/{version}/infer"
-        return await self.send(route, version, path, body, role)
+        return await self.send(route, version, path, body, role, JSON)
 
     async def send(
         self,

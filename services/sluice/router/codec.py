@@ -8,6 +8,8 @@ answers read back. Pure functions of plain values.
 
 Each version gets only the features it takes (the model server refuses unknown ones): the
 client's own values unchanged, filled ones with the datatype the version's metadata gives.
+A request that already is exactly that (every feature given, nothing else) is forwarded
+as the bytes the client sent, not serialised again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class Frame:
     """V2: the client's tensors by name, forwarded as sent."""
     envelope: dict[str, Any] = field(default_factory=dict)
     """V2: ``id``, ``parameters`` and ``outputs`` of the request, forwarded as sent."""
+    raw: bytes | None = None
+    """The body as the client sent it, while it holds nothing a version's body would
+    leave out (cleared by the first :meth:`fill`)."""
 
     def gaps(self, features: Iterable[str]) -> dict[str, list[int]]:
         """The rows each feature is missing in (features the request has fully are left out).
@@ -68,18 +73,31 @@ class Frame:
         return out
 
     def fill(self, name: str, row: int, value: Any) -> None:
+        self.raw = None
         col = self.columns.get(name)
         if col is None:
             col = self.columns[name] = [MISSING] * self.rows
         col[row] = value
+
+    def exactly(self, features: Sequence[str]) -> bool:
+        """Whether the request carries ``features`` in every row, and nothing else.
+
+        >>> f = parse_v1({"instances": [{"x": 1, "y": 2}, {"x": 3}]}, max_rows=8)
+        >>> f.exactly(["x", "y"]), f.exactly(["x"])
+        (False, False)
+        """
+        columns = self.columns
+        return len(columns) == len(features) and all(
+            name in columns and MISSING not in columns[name] for name in features
+        )
 
     def seen(self, features: Sequence[str]) -> dict[str, list[Any]]:
         """The values a version taking ``features`` saw (the prediction log's ``x``)."""
         return {name: self.columns[name] for name in features if name in self.columns}
 
 
-def parse_v1(body: Any, max_rows: int) -> Frame:
-    """``{"instances": [...]}`` -> a Frame."""
+def parse_v1(body: Any, max_rows: int, raw: bytes | None = None) -> Frame:
+    """``{"instances": [...]}`` -> a Frame; ``raw``: the bytes ``body`` was parsed from."""
     if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
         raise CodecError("the body must be an object with 'instances': a list of objects")
     instances: list[Any] = body["instances"]
@@ -93,11 +111,12 @@ def parse_v1(body: Any, max_rows: int) -> Frame:
             if col is None:
                 col = columns[name] = [MISSING] * len(instances)
             col[i] = value
-    return Frame("v1", len(instances), columns)
+    return Frame("v1", len(instances), columns, raw=raw if len(body) == 1 else None)
 
 
-def parse_v2(body: Any, max_rows: int) -> Frame:
-    """A V2 inference request -> a Frame (each input one column of ``[N]`` or ``[N, 1]``)."""
+def parse_v2(body: Any, max_rows: int, raw: bytes | None = None) -> Frame:
+    """A V2 inference request -> a Frame (each input one column of ``[N]`` or ``[N, 1]``);
+    ``raw``: the bytes ``body`` was parsed from."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise CodecError("the body must be an object with 'inputs': a list of tensors")
     rows = -1
@@ -129,8 +148,13 @@ def parse_v2(body: Any, max_rows: int) -> Frame:
         tensors[name] = tensor
     if rows < 0:
         raise CodecError("the request has no inputs")
-    envelope = {k: body[k] for k in ("id", "parameters", "outputs") if k in body}
-    return Frame("v2", rows, columns, tensors, envelope)
+    envelope = {k: body[k] for k in _ENVELOPE if k in body}
+    if len(envelope) + 1 != len(body) or len(tensors) != len(body["inputs"]):
+        raw = None  # keys a version's body leaves out, or an input sent twice
+    return Frame("v2", rows, columns, tensors, envelope, raw)
+
+
+_ENVELOPE = ("id", "parameters", "outputs")
 
 
 def _check_rows(rows: int, max_rows: int) -> None:
@@ -147,6 +171,8 @@ def v1_body(frame: Frame, features: Sequence[str]) -> bytes:
     >>> v1_body(f, ["x", "y"])
     b'{"instances":[{"x":1,"y":"b"}]}'
     """
+    if frame.raw is not None and frame.exactly(features):
+        return frame.raw
     cols = [(name, frame.columns[name]) for name in features]
     instances = [{name: col[i] for name, col in cols} for i in range(frame.rows)]
     return orjson.dumps({"instances": instances})
@@ -155,6 +181,8 @@ def v1_body(frame: Frame, features: Sequence[str]) -> bytes:
 def v2_body(frame: Frame, features: Sequence[str], datatypes: Mapping[str, str]) -> bytes:
     """The V2 request for a version taking ``features``: the client's tensors as sent,
     the filled ones as ``[N, 1]`` of the version's datatype."""
+    if frame.raw is not None and frame.exactly(features):
+        return frame.raw
     inputs = []
     for name in features:
         tensor = frame.tensors.get(name)

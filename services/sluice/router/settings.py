@@ -22,6 +22,7 @@ from sluice.router.table import TableError, parse_route
 ENV_PREFIX = "SLUICE_ROUTER_"
 
 LookupMode = Literal["redis", "http", "off"]
+ClientKind = Literal["http1", "aiohttp"]
 
 
 def env_var(field: str) -> str:
@@ -78,6 +79,10 @@ class Settings(ServiceSettings, RedisSettings):
     retries: int = Field(default=1, ge=0, le=5)
     """Retries of a call that could not connect or got 502/503/504, each on the next
     replica of the same version."""
+
+    upstream_client: ClientKind = "http1"
+    """HTTP client to the model servers: ``http1``, the router's own keep-alive client
+    (the faster, see bench/results/router.md), or ``aiohttp``."""
 
     upstream_connections: int = Field(default=256, ge=1)
     """Most open connections per upstream host."""

@@ -14,6 +14,7 @@ script that changes it is atomic):
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -174,7 +175,8 @@ class RedisPredictionLog:
     A background task drains the buffer in pipelined batches (XADD with approximate
     MAXLEN), waiting up to ``linger`` seconds after the first record so that a busy router
     writes many records per round trip. When the buffer is full, or Redis fails a batch,
-    records are dropped and counted through ``on_drop(model, reason, n)``.
+    records are dropped and counted through ``on_drop(model, reason, n)``; written ones
+    through ``on_written(model, n)``, once per model and batch.
     """
 
     def __init__(
@@ -185,7 +187,7 @@ class RedisPredictionLog:
         buffer: int,
         batch: int,
         linger: float = 0.0,
-        on_written: Callable[[str], None],
+        on_written: Callable[[str, int], None],
         on_drop: Callable[[str, str, int], None],
     ) -> None:
         self.redis = client
@@ -222,6 +224,7 @@ class RedisPredictionLog:
                 await asyncio.sleep(self.linger)  # gather a batch: one round trip for many
             while len(items) < self.batch and not self._queue.empty():
                 items.append(self._queue.get_nowait())
+            counts = collections.Counter(model for model, _ in items)
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for model, record in items:
@@ -232,9 +235,9 @@ class RedisPredictionLog:
                     await pipe.execute()
             except (RedisError, OSError) as exc:
                 log.warning("prediction log write failed: %s", exc)
-                for model, _ in items:
-                    self.on_drop(model, "redis_error", 1)
+                for model, n in counts.items():
+                    self.on_drop(model, "redis_error", n)
                 await asyncio.sleep(0.1)
                 continue
-            for model, _ in items:
-                self.on_written(model)
+            for model, n in counts.items():
+                self.on_written(model, n)

@@ -66,7 +66,7 @@ def test_the_prediction_log_batches_and_trims(redis_url: str) -> None:
             buffer=1000,
             batch=50,
             linger=0.01,
-            on_written=lambda _: None,
+            on_written=lambda *_: None,
             on_drop=lambda _, why, n: drops.update({why: n}),
         )
         writer.start()
@@ -96,7 +96,7 @@ def test_prediction_log_never_blocks_when_redis_is_away() -> None:
             maxlen=100,
             buffer=10,
             batch=5,
-            on_written=lambda _: None,
+            on_written=lambda *_: None,
             on_drop=lambda _, why, n: drops.update({why: n}),
         )
         writer.start()

@@ -47,6 +47,14 @@ def test_model_metadata_lists_inputs_with_the_runtime_datatypes(served: Served, 
     assert ready.status_code == 200 and ready.json() == {"name": "churn", "ready": True}
 
 
+def test_model_metadata_carries_what_a_router_needs(served: Served) -> None:
+    params = served.client.get("/v2/models/churn").json()["parameters"]
+    assert params["classes"] == ["0", "1"] and params["label"] == "churned"
+    assert params["entity_key"] is None and params["feature_refs"] == []
+    assert params["defaults"] == {"age": 40, "charges": 50.0, "senior": 0, "region": "north"}
+    assert params["allow_missing"] == ["charges", "region"]
+
+
 @pytest.mark.parametrize(
     "path",
     ["/v2/models/other", "/v2/models/churn/versions/v9", "/v2/models/churn/versions/v9/ready"],
