@@ -19,8 +19,8 @@ from sluice.feature_store.backends import RedisOnlineStore
 from sluice.feature_store.definitions import load_repo
 from sluice.feature_store.settings import Settings
 from tests.integration.feature_store.conftest import definitions, redis_on
+from tests.support.asgi import AppClient
 from tests.support.procs import free_port, running, sluice_command
-from tests.unit.feature_store.fakes import AppClient
 
 pytestmark = pytest.mark.integration
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI
 
 from sluice.core.predlog import PredictionRecord, encode
 from sluice.core.registry import (
@@ -83,28 +78,3 @@ def entries(
 @pytest.fixture
 def registry(tmp_path: Path) -> ModelRegistry:
     return register(tmp_path / "registry")
-
-
-class AppClient:
-    """Drive an ASGI app from plain (sync) tests: its own event loop, its lifespan, httpx."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self._runner = asyncio.Runner()
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://drift-monitor")
-        self._lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
-
-    def __enter__(self) -> AppClient:
-        self._runner.run(self._lifespan.__aenter__())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._runner.run(self._lifespan.__aexit__(None, None, None))
-        self._runner.run(self._client.aclose())
-        self._runner.close()
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self._runner.run(self._client.get(url, **kwargs))
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self._runner.run(self._client.post(url, **kwargs))

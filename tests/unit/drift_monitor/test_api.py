@@ -15,7 +15,7 @@ from sluice.drift_monitor.evaluate import evaluate_pair
 from sluice.drift_monitor.settings import Settings
 from sluice.drift_monitor.verdict import Policy
 from sluice.drift_monitor.windows import ClosedWindow, SideData
-from tests.unit.drift_monitor.conftest import AppClient
+from tests.support.asgi import AppClient
 from tests.unit.drift_monitor.fakes import FakeFeedback, FakeLog, FakeState
 
 

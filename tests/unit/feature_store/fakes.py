@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
-
-import httpx
-from fastapi import FastAPI
 
 from sluice.feature_store.backends import Catalog, Row, WriteResult
 from sluice.feature_store.codec import encode, event_micros
@@ -85,28 +80,3 @@ class FakeOnlineStore:
 
     async def aclose(self) -> None:
         return None
-
-
-class AppClient:
-    """Drive an ASGI app from sync tests: its own event loop, its lifespan, httpx."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self._runner = asyncio.Runner()
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://feature-store")
-        self._lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
-
-    def __enter__(self) -> AppClient:
-        self._runner.run(self._lifespan.__aenter__())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._runner.run(self._lifespan.__aexit__(None, None, None))
-        self._runner.run(self._client.aclose())
-        self._runner.close()
-
-    def get(self, url: str) -> httpx.Response:
-        return self._runner.run(self._client.get(url))
-
-    def post(self, url: str, *, content: bytes) -> httpx.Response:
-        return self._runner.run(self._client.post(url, content=content))

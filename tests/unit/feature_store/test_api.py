@@ -14,7 +14,8 @@ from sluice.feature_store.app import create_app
 from sluice.feature_store.codec import encode
 from sluice.feature_store.keys import data_key, key_prefix
 from sluice.feature_store.settings import Settings
-from tests.unit.feature_store.fakes import AppClient, FakeOnlineStore, view
+from tests.support.asgi import AppClient
+from tests.unit.feature_store.fakes import FakeOnlineStore, view
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 PROFILE = view("profile", [("age", "int64"), ("plan", "string")], ttl=3600)

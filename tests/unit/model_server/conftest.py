@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from sluice.core.registry import DataInfo, FeatureSpec, ModelCard
 from sluice.model_server.app import create_app
 from sluice.model_server.settings import Settings
+from tests.support.asgi import AppClient
 
 FEATURES = [
     FeatureSpec(name="age", kind="numeric", dtype="int64", default=40),
@@ -81,45 +78,6 @@ class FakeRuntime:
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(registry=tmp_path, model="churn", version="v1", **overrides)
-
-
-class AppClient:
-    """Drive an ASGI app from plain (sync) tests: its own event loop, its lifespan, httpx.
-
-    The app's background tasks (the model loading) run whenever a request runs.
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self._runner = asyncio.Runner()
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://model-server")
-        self._lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
-
-    def __enter__(self) -> AppClient:
-        self._runner.run(self._lifespan.__aenter__())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._runner.run(self._lifespan.__aexit__(None, None, None))
-        self._runner.run(self._client.aclose())
-        self._runner.close()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self._runner.run(self._client.request(method, url, **kwargs))
-
-    def post_concurrently(self, url: str, bodies: list[Any]) -> list[httpx.Response]:
-        """POST every JSON body at once, on one event loop, as concurrent clients would."""
-
-        async def send() -> list[httpx.Response]:
-            return list(await asyncio.gather(*(self._client.post(url, json=b) for b in bodies)))
-
-        return self._runner.run(send())
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
 
 
 class Served:

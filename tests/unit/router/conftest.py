@@ -3,20 +3,17 @@ feature lookup, prediction log and shadow samples."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from sluice.router.app import create_app
 from sluice.router.service import RouterService
 from sluice.router.settings import Settings
+from tests.support.asgi import AppClient
 from tests.unit.router.fakes import (
     FakeLookup,
     FakeModelServer,
@@ -32,47 +29,6 @@ V1_URL, V2_URL = "http://v1.test:8000", "http://v2.test:8000"
 
 
 T = TypeVar("T")
-
-
-class AppClient:
-    """Drive an ASGI app from plain (sync) tests: its own event loop, its lifespan, httpx.
-
-    The app's background tasks (table watcher, shadow workers) run whenever a call runs.
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._runner = asyncio.Runner()
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://router")
-        self._lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
-
-    def __enter__(self) -> AppClient:
-        self._runner.run(self._lifespan.__aenter__())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._runner.run(self._lifespan.__aexit__(None, None, None))
-        self._runner.run(self._client.aclose())
-        self._runner.close()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coro)
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self._runner.run(self._client.request(method, url, **kwargs))
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("PUT", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("DELETE", url, **kwargs)
 
 
 @dataclass
