@@ -1,21 +1,27 @@
 """Drift monitor throughput: prediction rows processed per second on one core, 20 features.
 
-Two measurements, each the median of RUNS runs:
+Two measurements, 60,000 rows each, at 1 and at 10 rows per log entry:
 
 - ``pipeline``: raw log entries (as XREADGROUP returns them) -> decode -> windows ->
-  every statistic and verdict of each closed window. Pinned to one core. The prepared
-  entries are frozen out of the garbage collector's sight (``gc.freeze``): the service
-  never holds a whole run's replies at once.
-- ``end-to-end``: the real read loop (``Monitor``) against a real redis-server on the
-  other core: XREADGROUP, decode, windows, reports committed, predictions kept for the
-  ground-truth join, XACK. The clock runs from the first read to the last commit.
+  every statistic and verdict of each closed window. The prepared entries are frozen out
+  of the garbage collector's sight (``gc.freeze``): the service never holds a whole
+  run's replies at once.
+- ``end-to-end``: the real read loop (``Monitor``, on uvloop as ``run_app`` serves it)
+  against a real redis-server: XREADGROUP, decode, windows, reports committed by the Lua
+  script, predictions kept for the ground-truth join (HSET), XACK. The clock runs from
+  the first read to the commit of the last full window.
 
-Run: ``uv run python bench/drift_monitor.py``; writes bench/results/drift_monitor.md.
+Every measurement runs in a fresh process pinned to core 0; redis-server is pinned to
+core 1. With ``--baseline DIR`` (a source tree of another commit, e.g. from ``git archive
+HEAD services | tar -x -C DIR``) each measurement also runs that tree's code, before and
+after alternating within every round, so both see the same machine load.
+
+    uv run python bench/drift_monitor.py [--runs 5] [--baseline DIR]
 """
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import datetime as dt
 import gc
 import os
@@ -30,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import redis
 import redis.asyncio as aioredis
+import uvloop
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,7 +55,7 @@ from sluice.core.registry import (
     PredictionProfile,
     Profile,
 )
-from sluice.drift_monitor.backends import RedisPredictionLog, RedisStateStore
+from sluice.drift_monitor import backends
 from sluice.drift_monitor.batch import decode_batch
 from sluice.drift_monitor.evaluate import evaluate_version, prepare
 from sluice.drift_monitor.feedback import RedisFeedbackStore
@@ -59,11 +66,13 @@ from sluice.drift_monitor.settings import Settings
 from sluice.drift_monitor.verdict import Policy
 from sluice.drift_monitor.windows import ModelWindows, WindowSpec
 
+ROOT = Path(__file__).resolve().parents[1]
 NUMERIC, CATEGORICAL = 14, 6
 ROWS = 60_000
-RUNS = 3
 WINDOW = 2000
+TARGET = 20_000
 CATS = ["a", "b", "c", "d", "e"]
+MEASURES = [("pipeline", 1), ("pipeline", 10), ("end-to-end", 1), ("end-to-end", 10)]
 
 
 def features() -> tuple[list[str], list[str]]:
@@ -124,8 +133,13 @@ def log_entries(rows: int, per_entry: int) -> list[tuple[str, dict[bytes, bytes]
     return out
 
 
-def pipeline(registry: ModelRegistry, raw: list[tuple[str, dict[bytes, bytes]]]) -> float:
+def pipeline(registry: ModelRegistry, per_entry: int) -> float:
     """Rows per second through decode -> windows -> statistics and verdicts."""
+    raw = log_entries(ROWS, per_entry)
+    # The input stands in for Redis replies, which the service never holds all at once:
+    # keep the collector from scanning it on every collection.
+    gc.collect()
+    gc.freeze()
     ref = prepare(registry.profile("bench", "v1"))
     windows = ModelWindows(WindowSpec(WINDOW, 3600, WINDOW * 5))
     policy = Policy()
@@ -146,33 +160,42 @@ def end_to_end(registry: ModelRegistry, redis_url: str, per_entry: int) -> float
     for _, fields in log_entries(ROWS, per_entry):
         pipe.xadd(stream_key("bench"), fields)  # type: ignore[arg-type]
     pipe.execute()
+    client.close()
     settings = Settings(registry=registry.root, redis_url=redis_url, window_size=WINDOW,
                         window_seconds=3600, consumer="bench", block_ms=50,
                         lease_seconds=3600)  # fmt: skip
+    # the service's own client where it has one (a baseline tree may predate it)
+    connect = getattr(backends, "connect", aioredis.Redis.from_url)
 
     async def run() -> float:
-        aio = aioredis.Redis.from_url(redis_url)
-        state = RedisStateStore(aio)
+        aio = connect(redis_url)
+        state = backends.RedisStateStore(aio)
         monitor = Monitor(
-            settings, log_=RedisPredictionLog(aio, settings.group, "bench", "0"), state=state,
-            feedback=RedisFeedbackStore(aio, 3600, 1000), references=RegistryReferences(registry),
-            metrics=Metrics(CollectorRegistry()),
+            settings, log_=backends.RedisPredictionLog(aio, settings.group, "bench", "0"),
+            state=state, feedback=RedisFeedbackStore(aio, 3600, 1000),
+            references=RegistryReferences(registry), metrics=Metrics(CollectorRegistry()),
         )  # fmt: skip
         await monitor.housekeeping()
-        start = time.perf_counter()
         done = (ROWS // WINDOW) * WINDOW
-        while (await state.rows("bench")).get("v1", 0) < done:
+        start = time.perf_counter()
+        while committed(monitor.metrics) < ROWS // WINDOW:
             if "bench" not in monitor.owned:
                 raise RuntimeError("the benchmark's monitor lost its lease")
             await monitor.step()
         elapsed = time.perf_counter() - start
+        stored = (await state.rows("bench")).get("v1", 0)
         await aio.aclose()
+        if stored != done:
+            raise RuntimeError(f"{stored} rows committed, expected {done}")
         return done / elapsed
 
-    try:
-        return asyncio.run(run())
-    finally:
-        client.close()
+    return uvloop.run(run())
+
+
+def committed(metrics: Metrics) -> float:
+    """Windows this process committed (read from its counter: no Redis round trip)."""
+    return sum(s.value for m in metrics.windows.collect() for s in m.samples
+               if s.name.endswith("_total"))  # fmt: skip
 
 
 def machine() -> str:
@@ -181,59 +204,110 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return f"nproc {os.cpu_count()}, {cpu}, load average {load}, Python {platform.python_version()}"
+    return f"nproc {os.cpu_count()}, {cpu}, Python {platform.python_version()}"
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def measure_here(args: argparse.Namespace) -> None:
+    """One measurement in this process (the parent runs each in a fresh one)."""
+    os.sched_setaffinity(0, {0})
+    registry = ModelRegistry(args.registry)
+    if args.measure == "pipeline":
+        value = pipeline(registry, args.per_entry)
+    else:
+        value = end_to_end(registry, args.redis_url, args.per_entry)
+    print(f"{value:.1f}")
+
+
+def measure(code: Path, kind: str, per_entry: int, registry: Path, redis_url: str) -> float:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    argv = [sys.executable, __file__, "--measure", kind, "--per-entry", str(per_entry),
+            "--registry", str(registry), "--redis-url", redis_url]  # fmt: skip
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} with {code} failed:\n{out.stderr[-3000:]}")
+    return float(out.stdout.split()[-1])
 
 
 def main() -> None:
-    os.sched_setaffinity(0, {0})
-    results: dict[str, list[float]] = {}
-    before = machine()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
+    parser.add_argument(
+        "--baseline", type=Path, help="a source tree whose services/ runs as 'before'"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/drift_monitor.md")
+    parser.add_argument("--measure", choices=["pipeline", "end-to-end"], help=argparse.SUPPRESS)
+    parser.add_argument("--per-entry", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--registry", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure_here(args)
+        return
+    codes = {"after": ROOT / "services"}
+    if args.baseline:
+        codes = {"before": args.baseline.resolve() / "services", **codes}
+    results: dict[tuple[str, str, int], list[float]] = {}
+    load_before = load()
     with tempfile.TemporaryDirectory() as tmp:
-        registry = register(Path(tmp) / "registry")
-        for per_entry in (1, 10):
-            raw = log_entries(ROWS, per_entry)
-            # The input stands in for Redis replies, which the service never holds all at
-            # once: keep the collector from scanning it on every collection.
-            gc.collect()
-            gc.freeze()
-            results[f"pipeline, {per_entry} row(s) per entry"] = [
-                pipeline(registry, raw) for _ in range(RUNS)
-            ]
-            del raw
-            gc.unfreeze()
-            gc.collect()
+        registry = register(Path(tmp) / "registry").root
         with redis_server(Path(tmp) / "redis") as (url, proc):
-            if len(os.sched_getaffinity(0)) and (os.cpu_count() or 1) > 1:
-                subprocess.run(["taskset", "-cp", "1", str(proc.popen.pid)], check=False,
-                               capture_output=True)  # fmt: skip
-            for per_entry in (1, 10):
-                results[f"end-to-end with Redis, {per_entry} row(s) per entry"] = [
-                    end_to_end(registry, url, per_entry) for _ in range(RUNS)
-                ]
-    after = machine()
+            subprocess.run(["taskset", "-cp", "1", str(proc.popen.pid)], check=False,
+                           capture_output=True)  # fmt: skip
+            for run in range(args.runs):
+                for kind, per_entry in MEASURES:
+                    # alternate which version goes first, so neither always gets the warmer box
+                    order = list(codes) if run % 2 == 0 else list(reversed(codes))
+                    for name in order:
+                        value = measure(codes[name], kind, per_entry, registry, url)
+                        results.setdefault((name, kind, per_entry), []).append(value)
+                        print(f"run {run + 1}: {name} {kind}, {per_entry}/entry: {value:,.0f}")
+    report = render(results, list(codes), load_before, load(), args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+
+
+def render(
+    results: dict[tuple[str, str, int], list[float]],
+    codes: list[str],
+    load_before: str,
+    load_after: str,
+    args: argparse.Namespace,
+) -> str:
+    command = f"uv run python bench/drift_monitor.py --runs {args.runs}"
+    if args.baseline:
+        command += f" --baseline {args.baseline}"
     lines = [
         "# Drift monitor throughput",
         "",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        "- command: `uv run python bench/drift_monitor.py` (the process pinned to core 0, "
-        "redis-server to core 1)",
-        f"- machine before: {before}",
-        f"- machine after: {after} (the 2 cores are shared with other engineers' work)",
+        f"- command: `{command}` (each measurement a fresh process pinned to core 0, "
+        "redis-server pinned to core 1)",
+        f"- machine: {machine()}; load average {load_before} before, {load_after} after "
+        "(the 2 cores are shared with other engineers' work)",
         f"- model: {NUMERIC} numeric + {CATEGORICAL} categorical features, windows of {WINDOW} "
-        f"rows, {ROWS:,} rows a run, median of {RUNS} runs; target >= 20,000 rows/s",
+        f"rows, {ROWS:,} rows a run, median of {args.runs} runs; target >= {TARGET:,} rows/s "
+        "end to end",
         "",
-        "| what | rows/s (median) | runs |",
-        "| --- | ---: | --- |",
     ]
-    for name, values in results.items():
-        runs = ", ".join(f"{v:,.0f}" for v in values)
-        lines.append(f"| {name} | {statistics.median(values):,.0f} | {runs} |")
-    text = "\n".join(lines) + "\n"
-    out = Path(__file__).parent / "results" / "drift_monitor.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
+    head = " | ".join(f"{c} rows/s (median)" for c in codes)
+    lines += [f"| what | {head} |" + (" change |" if len(codes) > 1 else "") + " runs |"]
+    lines += ["| --- |" + " ---: |" * len(codes) + (" ---: |" if len(codes) > 1 else "") + " --- |"]
+    for kind, per_entry in MEASURES:
+        medians = [statistics.median(results[(c, kind, per_entry)]) for c in codes]
+        row = f"| {kind}, {per_entry} row(s) per entry | "
+        row += " | ".join(f"{m:,.0f}" for m in medians) + " |"
+        if len(codes) > 1:
+            row += f" {medians[-1] / medians[0]:.2f}x |"
+        runs = "; ".join(
+            f"{c}: " + ", ".join(f"{v:,.0f}" for v in results[(c, kind, per_entry)]) for c in codes
+        )
+        lines.append(row + f" {runs} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -31,6 +30,7 @@ from sluice.drift_monitor.backends import (
     RedisStateStore,
     StateStore,
     WebhookAlertSink,
+    connect,
 )
 from sluice.drift_monitor.feedback import FeedbackStore, RedisFeedbackStore
 from sluice.drift_monitor.metrics import Metrics
@@ -53,7 +53,7 @@ def create_app(
     run_monitor: bool = True,
 ) -> FastAPI:
     """The app for ``settings``; with no backends given, real ones on ``settings.redis_url``."""
-    client = aioredis.Redis.from_url(settings.redis_url) if state is None else None
+    client = connect(settings.redis_url) if state is None else None
     http = httpx.AsyncClient(timeout=settings.alert_timeout_seconds)
     if client is not None:
         state = RedisStateStore(client)

@@ -1,16 +1,21 @@
 """Turn a batch of raw prediction-log entries into column arrays, without a loop per record.
 
 The router writes each entry's features column-oriented (``{"feature": [v0, v1, ...]}``),
-so a batch becomes one orjson call and, per feature, one C-level chain over the entries.
+so a batch becomes one orjson call, one C-level pass over the entries that picks every
+feature's lists, and per feature one join of those lists into a numpy column.
 Entries that are not valid prediction records are set aside (counted, acknowledged,
 never a crash); so are features an entry lacks (their rows read as missing).
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import reduce
 from itertools import chain
-from operator import itemgetter
+from operator import iadd, itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -63,13 +68,36 @@ def decode_batch(entries: list[RawEntry], kinds: dict[str, Kind]) -> Batch:
     >>> b.columns["a"].tolist(), b.rows.tolist(), b.broken
     ([1.5, nan], [2], 1)
     """
-    ids = [entry_id for entry_id, _ in entries]
-    good = [(i, f) for i, f in entries if f is not None]
+    with collector_paused():
+        ids = [entry_id for entry_id, _ in entries]
+        good = [(i, f) for i, f in entries if f is not None]
+        try:
+            return _fast(ids, good, kinds, broken=len(entries) - len(good))
+        except (KeyError, TypeError, ValueError, PredlogFormatError):
+            valid = [(i, f) for i, f in good if _valid(f)]
+            return _fast(ids, valid, kinds, broken=len(entries) - len(valid), checked=True)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector out of one bulk decode.
+
+    Decoding 1,000 one-row entries of 20 features makes ~25,000 lists and dicts that
+    hold no cycles and are all freed (by reference counting) before the decode returns.
+    With the collector on, they trigger a young collection every 700 allocations, the
+    ones still alive are promoted, and the promotions trigger full collections of the
+    whole heap (~150,000 objects with numpy, scipy, pandas and FastAPI loaded, ~0.1 s
+    each): 38% of the read loop's time. The decode awaits nothing, so no other task runs
+    meanwhile; an already paused collector stays paused.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        return _fast(ids, good, kinds, broken=len(entries) - len(good))
-    except (KeyError, TypeError, ValueError, PredlogFormatError):
-        valid = [(i, f) for i, f in good if _valid(f)]
-        return _fast(ids, valid, kinds, broken=len(entries) - len(valid), checked=True)
+        yield
+    finally:
+        gc.enable()
 
 
 def _valid(fields: dict[bytes, bytes]) -> bool:
@@ -96,19 +124,30 @@ def _fast(
     xs: list[dict[str, list[Any]]] = orjson.loads(_array(map(itemgetter(b"x"), fields)))
     outputs: list[bytes] = list(map(itemgetter(b"y"), fields))
     ys: list[dict[str, list[Any]]] = orjson.loads(_array(outputs))
-    labels = list(chain.from_iterable(map(itemgetter("label"), ys)))
-    rows = np.fromiter(map(len, map(itemgetter("label"), ys)), dtype=np.int64, count=len(ys))
-    scores = np.asarray(list(chain.from_iterable(map(itemgetter("score"), ys))), dtype=np.float64)
+    label_lists, score_lists = _gather(ys, ["label", "score"])
+    labels = _concat(label_lists)
+    rows = np.fromiter(map(len, label_lists), dtype=np.int64, count=len(ys))
+    scores = np.asarray(_concat(score_lists), dtype=np.float64)
     if scores.size != len(labels):
         raise ValueError("scores and labels differ in length")
-    columns = {name: _column(xs, name, kind, rows) for name, kind in kinds.items()}
+    gathered: list[tuple[Any, ...] | None]
+    try:
+        gathered = list(_gather(xs, list(kinds)))
+    except (KeyError, TypeError):  # an entry lacks a feature: gather feature by feature
+        gathered = [None] * len(kinds)
+    columns = {
+        name: _column(xs, name, kind, rows, lists)
+        for (name, kind), lists in zip(kinds.items(), gathered, strict=True)
+    }
     return Batch(
         ids=ids,
         entry_ids=[i for i, _ in entries],
         request_ids=[b.decode() for b in map(itemgetter(b"rid"), fields)],
         versions=[b.decode() for b in map(itemgetter(b"ver"), fields)],
         roles=[b.decode() for b in map(itemgetter(b"role"), fields)],
-        ts=np.asarray(list(map(float, map(itemgetter(b"ts"), fields))), dtype=np.float64),
+        ts=np.fromiter(
+            map(float, map(itemgetter(b"ts"), fields)), dtype=np.float64, count=len(fields)
+        ),
         rows=rows,
         columns=columns,
         scores=scores,
@@ -122,12 +161,38 @@ def _array(parts: Any) -> bytes:
     return b"[" + b",".join(parts) + b"]"
 
 
+def _gather(items: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """Per name, every item's value, in one pass over the items (one C call per item).
+
+    >>> _gather([{"a": [1], "b": [2]}, {"a": [3], "b": [4]}], ["a", "b"])
+    [([1], [3]), ([2], [4])]
+    """
+    if not items or not names:
+        return [() for _ in names]
+    if len(names) == 1:
+        return [tuple(map(itemgetter(names[0]), items))]
+    return list(zip(*map(itemgetter(*names), items), strict=True))
+
+
+def _concat(lists: Any) -> list[Any]:
+    """The lists joined, like ``list(chain.from_iterable(lists))``, but extending in place.
+
+    >>> _concat(([1.5], [None, 2]))
+    [1.5, None, 2]
+    """
+    return reduce(iadd, lists, [])
+
+
 def _column(
-    xs: list[dict[str, list[Any]]], name: str, kind: Kind, rows: IntArray
+    xs: list[dict[str, list[Any]]],
+    name: str,
+    kind: Kind,
+    rows: IntArray,
+    lists: tuple[Any, ...] | None,
 ) -> FloatArray | ObjectArray:
     total = int(rows.sum())
     try:
-        values: list[Any] = list(chain.from_iterable(map(itemgetter(name), xs)))
+        values = _concat(map(itemgetter(name), xs) if lists is None else lists)
     except (KeyError, TypeError):
         values = []
     if len(values) != total:  # an entry lacks the feature or has a column of another length

@@ -24,10 +24,9 @@ from sluice.drift_monitor.stats import (
     category_counts,
     chi2_test,
     jensen_shannon,
-    ks_2samp,
+    ks_and_wasserstein,
     psi_test,
     quantile_edges,
-    wasserstein,
 )
 from sluice.drift_monitor.verdict import Policy, decide
 from sluice.drift_monitor.windows import ClosedWindow, SideData
@@ -123,8 +122,9 @@ def numeric_measures(
     current = np.append(bin_counts(ref.edges, finite), missing)
     measures = {"psi": psi_test(np.append(ref.counts, ref.missing), current)}
     if finite.size and ref.sample.size:
-        measures["ks"] = ks_2samp(ref.sample, finite, presorted=True)
-        measures["wasserstein"] = wasserstein(ref.sample, finite, scale=ref.std)
+        measures["ks"], measures["wasserstein"] = ks_and_wasserstein(
+            ref.sample, finite, scale=ref.std
+        )
     return measures, {"kind": "numeric", "rows": int(values.size), "missing": missing}
 
 
@@ -266,8 +266,9 @@ def _pair_numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Measure]:
     counts_b = np.append(bin_counts(edges, fb), b.size - fb.size)
     measures = {"psi": psi_test(counts_a, counts_b)}
     if fa.size and fb.size:
-        measures["ks"] = ks_2samp(fa, fb)
-        measures["wasserstein"] = wasserstein(fa, fb, scale=float(both.std()) or 1.0)
+        measures["ks"], measures["wasserstein"] = ks_and_wasserstein(
+            fa, fb, scale=float(both.std()) or 1.0
+        )
     return measures
 
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import gc
+
 import numpy as np
+import pytest
 
 from sluice.core.predlog import PredictionRecord, encode
 from sluice.drift_monitor.batch import decode_batch, infer_kinds
@@ -43,3 +46,27 @@ def test_kinds_are_inferred_for_a_model_without_a_profile() -> None:
         "x": "numeric",
         "c": "categorical",
     }
+
+
+def test_an_entry_lacking_one_of_several_features_reads_as_missing_for_it() -> None:
+    batch = decode_batch(
+        [("1-0", record("a", {"x": [1, 2], "c": ["p", "q"]})),
+         ("1-1", record("b", {"x": [3]}, rows=1)),
+         ("1-2", record("c", {"x": [4], "c": ["r"]}, rows=1))],
+        {"x": "numeric", "c": "categorical"},
+    )  # fmt: skip
+    assert batch.columns["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert batch.columns["c"].tolist() == ["p", "q", None, "r"]
+    assert batch.broken == 0
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_decoding_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        batch = decode_batch([("1-0", record("a", {"x": [1, 2]})), ("1-1", None)], {"x": "numeric"})
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert batch.columns["x"].tolist() == [1.0, 2.0] and batch.broken == 1

@@ -13,6 +13,7 @@ from sluice.drift_monitor.stats import (
     chi2_test,
     jensen_shannon,
     ks_2samp,
+    ks_and_wasserstein,
     psi,
     psi_test,
     quantile_edges,
@@ -41,6 +42,25 @@ def test_wasserstein_matches_scipy_and_is_normalised(a: np.ndarray, b: np.ndarra
     theirs = sps.wasserstein_distance(a, b)
     assert wasserstein(a, b).statistic == pytest.approx(theirs, rel=1e-9)
     assert wasserstein(a, b, scale=2.0).statistic == pytest.approx(theirs / 2, rel=1e-9)
+
+
+@pytest.mark.parametrize(("a", "b"), SAMPLES)
+def test_ks_and_wasserstein_in_one_pass_give_the_same_figures(a: np.ndarray, b: np.ndarray) -> None:
+    # the report must not change: equal, not approximately equal
+    ks, w = ks_and_wasserstein(np.sort(a), b, scale=1.7)
+    assert ks == ks_2samp(np.sort(a), b, presorted=True)
+    assert w == wasserstein(a, b, scale=1.7)
+    assert ks_and_wasserstein(b, a) == (ks_2samp(b, a), wasserstein(b, a))  # neither sorted
+    theirs = sps.ks_2samp(a, b, method="asymp")
+    assert ks.statistic == pytest.approx(theirs.statistic, abs=1e-12)
+    assert w.statistic == pytest.approx(sps.wasserstein_distance(a, b) / 1.7, rel=1e-9)
+
+
+def test_ks_and_wasserstein_of_an_empty_sample_are_zero() -> None:
+    assert ks_and_wasserstein(np.array([1.0, 2.0]), np.array([])) == (
+        ks_2samp(np.array([1.0, 2.0]), np.array([])),
+        wasserstein(np.array([1.0, 2.0]), np.array([])),
+    )
 
 
 @pytest.mark.parametrize(
