@@ -7,7 +7,6 @@ per request, which matters on sub-millisecond inference paths.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import time
 from typing import Any
@@ -19,8 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sluice.core import logging as ctx
 from sluice.core.errors import PayloadTooLarge
 from sluice.core.metrics import LATENCY_BUCKETS
-
-log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -126,8 +123,6 @@ class RequestMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             self.metrics.observe(_route_template(scope), status, time.perf_counter() - start)
-            if status >= 500:
-                log.warning("request failed", extra={"path": scope["path"], "status": status})
             ctx.request_id.reset(token)
 
 
