@@ -89,6 +89,8 @@ def create_app(
                 await asyncio.wait_for(stop.wait(), settings.discovery_seconds)
 
     async def ready() -> str | None:
+        if monitor.failing is not None:
+            return monitor.failing
         if client is None:
             return None
         try:

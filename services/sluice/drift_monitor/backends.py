@@ -156,6 +156,7 @@ def _entry(raw: Any) -> RawEntry:
 
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') >= tonumber(ARGV[4]) then return 2 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
@@ -241,7 +242,11 @@ class RedisStateStore:
         self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
         streak: tuple[str, dict[str, Any]] | None, history: int,
     ) -> bool:  # fmt: skip
-        """Store a closed window atomically with its cursor; refused if the lease is lost."""
+        """Store a closed window atomically with its cursor; refused if the lease is lost.
+
+        Idempotent: a window whose index is already stored is not applied again (a retry
+        after a commit that landed but whose reply was lost counts nothing twice).
+        """
         keys = [state_key(model, p) for p in ("lease", "cursor", "index", "latest")]
         keys += [
             state_key(model, "history", key),

@@ -109,6 +109,13 @@ class Metrics:
         self.records = Counter(
             f"{P}_records_total", "Prediction rows read from the log.", ["model"], registry=registry
         )
+        self.write_failures = Counter(
+            f"{P}_write_failures_total",
+            "Failed writes of a closed window (write=window) or of kept predictions "
+            "(write=feedback); each is held and retried, nothing after it is acknowledged.",
+            ["model", "write"],
+            registry=registry,
+        )
         self.broken = Counter(
             f"{P}_broken_entries_total",
             "Log entries that were not valid records.",

@@ -8,11 +8,21 @@ acknowledging an entry only when no open window holds it. After a crash the leas
 expires, another replica (or the restarted one) claims the pending entries with
 XAUTOCLAIM and rebuilds the open windows from them; the cursors skip anything already
 in a committed window. Nothing is lost, nothing is counted twice.
+
+A write that fails while the process lives (a Redis timeout, a short outage) loses
+nothing either. A batch whose predictions could not be kept for the ground-truth join is
+held, and a closed window whose commit failed is kept, both in order; the model is not
+read further until they are written, retried with back-off by the loop, and no entry at
+or after the first one they hold is acknowledged. The commit script is idempotent (a
+window whose index is already stored is not applied again), so a retry after a write
+that did land but whose reply was lost counts nothing twice. While writes fail, /readyz
+says so and ``sluice_drift_monitor_write_failures_total`` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -24,18 +34,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.drift_monitor.backends import AlertSink, PredictionLog, StateStore
-from sluice.drift_monitor.batch import Kind, RawEntry, decode_batch, infer_kinds
+from sluice.drift_monitor.batch import Batch, Kind, RawEntry, decode_batch, infer_kinds
 from sluice.drift_monitor.evaluate import evaluate_pair, evaluate_version
 from sluice.drift_monitor.feedback import FeedbackStore
 from sluice.drift_monitor.metrics import Metrics
 from sluice.drift_monitor.references import RegistryReferences
 from sluice.drift_monitor.settings import Settings
 from sluice.drift_monitor.verdict import next_streak
-from sluice.drift_monitor.windows import ClosedWindow, ModelWindows, WindowSpec, parse_id
+from sluice.drift_monitor.windows import (
+    ClosedWindow,
+    ModelWindows,
+    StreamId,
+    WindowSpec,
+    parse_id,
+)
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FIELDS = ("index", "start", "end", "rows", "status", "drifted_features")
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+
+
+@dataclass
+class Unsaved:
+    """A closed window waiting for its commit; evaluated once, at its first try."""
+
+    window: ClosedWindow
+    report: dict[str, Any] | None = None
+    streak: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -44,6 +71,23 @@ class Owned:
     streaks: dict[str, Any]
     kinds: dict[str, Kind]
     pending: deque[str] = field(default_factory=deque)
+    held: deque[Batch] = field(default_factory=deque)
+    """Batches read but not yet fed: their predictions are not kept yet."""
+    unsaved: deque[Unsaved] = field(default_factory=deque)
+    """Closed windows not committed yet, oldest first."""
+
+    @property
+    def backlog(self) -> bool:
+        return bool(self.held or self.unsaved)
+
+    def ack_horizon(self) -> StreamId | None:
+        """Entries older than this may be acknowledged: none a held batch or a window holds."""
+        firsts = [parse_id(b.ids[0]) for b in self.held if b.ids]
+        firsts += [parse_id(u.window.first_id) for u in self.unsaved]
+        own = self.windows.ack_horizon()
+        if own is not None:
+            firsts.append(own)
+        return min(firsts) if firsts else None
 
 
 class Monitor:
@@ -69,6 +113,10 @@ class Monitor:
         )
         self.token = f"{settings.consumer}:{uuid.uuid4().hex[:8]}"
         self.owned: dict[str, Owned] = {}
+        self.failures = 0
+        """Writes failed in a row (0: the last write went through)."""
+        self.failing: str | None = None
+        """Why writes fail, while they do: what /readyz reports."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set; errors are logged and retried, never fatal."""
@@ -83,28 +131,34 @@ class Monitor:
                     await self.renew()
                     next_renew = now + self.settings.lease_seconds / 3
                 await self.step()
+                if self.failing is not None:
+                    await _wait(stop, retry_delay(self.failures))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("drift monitor loop failed; retrying")
-                await asyncio.sleep(1.0)
+                await _wait(stop, 1.0)
         for model in list(self.owned):
             await self.state.release(model, self.token)
 
     async def step(self) -> None:
-        """One read of every owned stream, then the windows whose time is up."""
-        read = await self.log.read(
-            list(self.owned), self.settings.batch_entries, self.settings.block_ms
-        )
+        """Retry what is not written yet, read every stream with nothing held, expire windows.
+
+        A model whose writes are behind is not read: what is held stays bounded by one read.
+        """
+        for model in [m for m, o in self.owned.items() if o.backlog]:
+            await self._drain(model)
+        ready = [m for m, o in self.owned.items() if not o.backlog]
+        read = await self.log.read(ready, self.settings.batch_entries, self.settings.block_ms)
         for model, entries in read.items():
             if model in self.owned:
                 await self.process(model, entries)
         now = self.clock()
         for model in list(self.owned):
             owned = self.owned.get(model)
-            if owned is not None:
-                await self._commit(model, owned.windows.expire(now))
-                await self._ack(model)
+            if owned is not None and not owned.backlog:
+                self._evaluate(model, owned.windows.expire(now))
+                await self._drain(model)
 
     async def housekeeping(self) -> None:
         replicas = await self.state.heartbeat(
@@ -145,13 +199,20 @@ class Monitor:
         windows = ModelWindows(self.spec, cursors=cursors, indexes=indexes)
         self.owned[model] = Owned(windows, streaks, self.references.kinds(model))
         start, replayed = "0-0", 0
-        while model in self.owned:
-            start, entries = await self.log.claim(model, start, self.settings.batch_entries)
-            replayed += len(entries)
-            if entries:
-                await self.process(model, entries)
-            if start in ("0-0", "0"):
-                break
+        try:
+            while model in self.owned:
+                start, entries = await self.log.claim(model, start, self.settings.batch_entries)
+                replayed += len(entries)
+                if entries:
+                    await self.process(model, entries)
+                if start in ("0-0", "0"):
+                    break
+        except Exception:
+            # A half-done replay would leave entries pending on nobody: start over later.
+            self.owned.pop(model, None)
+            with contextlib.suppress(Exception):
+                await self.state.release(model, self.token)
+            raise
         log.info("reading model %s (%d pending entries replayed)", model, replayed)
 
     async def process(self, model: str, entries: list[RawEntry]) -> None:
@@ -163,53 +224,111 @@ class Monitor:
         if batch.broken:
             self.metrics.broken.labels(model).inc(batch.broken)
         self.metrics.records.labels(model).inc(int(batch.rows.sum()))
-        await self.feedback.remember(model, batch)
-        await self._commit(model, owned.windows.feed(batch))
+        owned.held.append(batch)
+        await self._drain(model)
+
+    async def _drain(self, model: str) -> None:
+        """Write what ``model`` holds, in order, until done or a write fails; then acknowledge.
+
+        A failed write keeps its batch or window for the next try: nothing after it is fed,
+        committed or acknowledged before it.
+        """
+        while (owned := self.owned.get(model)) is not None:
+            if owned.unsaved:
+                if not await self._commit(model, owned, owned.unsaved[0]):
+                    break
+            elif owned.held:
+                try:
+                    await self.feedback.remember(model, owned.held[0])
+                except Exception as exc:
+                    self._failed(model, "feedback", exc)
+                    break
+                self._recovered()
+                self._evaluate(model, owned.windows.feed(owned.held.popleft()))
+            else:
+                break
         await self._ack(model)
 
-    async def _commit(self, model: str, closed: list[ClosedWindow]) -> None:
-        for window in closed:
-            owned = self.owned.get(model)
-            if owned is None:
-                return
-            now = self.clock()
-            streak: tuple[str, dict[str, Any]] | None = None
-            if len(window.versions) == 1:
-                version = window.versions[0]
-                ref = self.references.reference(model, version)
-                report = evaluate_version(model, window, ref, self.policy, now)
-                state = next_streak(
-                    owned.streaks.get(version, {}), report["status"], window.index,
-                    self.settings.alert_after_windows,
-                )  # fmt: skip
-                streak = (version, state)
-                report["streak"] = state
-            else:
-                report = evaluate_pair(model, window, owned.kinds, self.policy, now)
-            rows = sum(s.rows for s in window.sides)
+    def _evaluate(self, model: str, closed: list[ClosedWindow]) -> None:
+        """Queue closed windows for their commit, in order."""
+        self.owned[model].unsaved.extend(Unsaved(w) for w in closed)
+
+    def _report(self, model: str, owned: Owned, unsaved: Unsaved) -> dict[str, Any]:
+        """The window's report, made when it heads the queue (its streak follows the last
+        committed window and its alert) and kept, so a retry commits the same report."""
+        if unsaved.report is not None:
+            return unsaved.report
+        window, now = unsaved.window, self.clock()
+        if len(window.versions) == 1:
+            version = window.versions[0]
+            ref = self.references.reference(model, version)
+            report = evaluate_version(model, window, ref, self.policy, now)
+            state = next_streak(
+                owned.streaks.get(version, {}), report["status"], window.index,
+                self.settings.alert_after_windows,
+            )  # fmt: skip
+            unsaved.streak = (version, state)
+            report["streak"] = state
+        else:
+            report = evaluate_pair(model, window, owned.kinds, self.policy, now)
+        unsaved.report = report
+        return report
+
+    async def _commit(self, model: str, owned: Owned, unsaved: Unsaved) -> bool:
+        """Commit the oldest unsaved window; False if it must wait (failed, or lease lost)."""
+        window, report = unsaved.window, self._report(model, owned, unsaved)
+        streak, rows = unsaved.streak, sum(s.rows for s in window.sides)
+        try:
             ok = await self.state.commit(
-                model, self.token, window.key, report, rows, streak, self.settings.history_windows
-            )
-            if not ok:
-                self._lost(model)
-                return
-            owned.windows.committed(window)
-            self.metrics.windows.labels(model, report["kind"], report["status"]).inc()
-            if streak is not None:
-                owned.streaks[streak[0]] = streak[1]
-                if streak[1]["alert"] == "pending":
-                    await self._alert(model, streak[0], streak[1])
+                model, self.token, window.key, report, rows, streak,
+                self.settings.history_windows,
+            )  # fmt: skip
+        except Exception as exc:
+            self._failed(model, "window", exc)
+            return False
+        self._recovered()
+        if not ok:
+            self._lost(model)
+            return False
+        owned.unsaved.popleft()
+        owned.windows.committed(window)
+        self.metrics.windows.labels(model, report["kind"], report["status"]).inc()
+        if streak is not None:
+            owned.streaks[streak[0]] = streak[1]
+            if streak[1]["alert"] == "pending":
+                await self._alert(model, streak[0], streak[1])
+        return True
+
+    def _failed(self, model: str, write: str, exc: Exception) -> None:
+        """Count a failed write; log once per outage (the first failure after a success)."""
+        self.metrics.write_failures.labels(model, write).inc()
+        self.failures += 1
+        if self.failing is None:
+            log.error(
+                "writing the %s of model %s failed (%r); holding it and retrying, "
+                "nothing after it is acknowledged", write, model, exc,
+            )  # fmt: skip
+        self.failing = f"{write} write of {model} failing: {exc!r}"[:300]
+
+    def _recovered(self) -> None:
+        if self.failing is not None:
+            log.warning("drift monitor writes work again after %d failures", self.failures)
+        self.failures, self.failing = 0, None
 
     async def _ack(self, model: str) -> None:
         owned = self.owned.get(model)
         if owned is None:
             return
-        horizon = owned.windows.ack_horizon()
+        horizon = owned.ack_horizon()
         done: list[str] = []
-        while owned.pending and (horizon is None or parse_id(owned.pending[0]) < horizon):
-            done.append(owned.pending.popleft())
+        for entry_id in owned.pending:
+            if horizon is not None and parse_id(entry_id) >= horizon:
+                break
+            done.append(entry_id)
         if done:
             await self.log.ack(model, done)
+            for _ in done:  # only once acknowledged: a failed XACK is retried next time
+                owned.pending.popleft()
 
     async def _alert(self, model: str, version: str, streak: dict[str, Any]) -> None:
         if self.alerts is None:
@@ -234,6 +353,22 @@ class Monitor:
             self.owned[model].streaks[version] = done
             await self.state.set_streak(model, version, done)
             log.warning("drift alert sent for %s/%s: %s", model, version, ", ".join(features))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before retrying after ``failures`` failed writes in a row: doubling, capped.
+
+    >>> [retry_delay(n) for n in (1, 2, 3, 20)]
+    [0.1, 0.2, 0.4, 5.0]
+    """
+    n = max(failures, 1) - 1
+    return min(RETRY_FIRST_SECONDS * float(2 ** min(n, 16)), RETRY_MAX_SECONDS)
 
 
 def _evidence(report: dict[str, Any]) -> dict[str, Any]:

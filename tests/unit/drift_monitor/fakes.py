@@ -92,6 +92,8 @@ class FakeState:
     ) -> bool:  # fmt: skip
         if self.leases.get(model) != token:
             return False
+        if self.index.get(model, {}).get(key, 0) >= report["index"] + 1:
+            return True  # already stored: the real script does not apply a window twice
         self.cursor.setdefault(model, {})[key] = report["last_id"]
         self.index.setdefault(model, {})[key] = report["index"] + 1
         self.latest_.setdefault(model, {})[key] = report
@@ -156,3 +158,39 @@ class FakeAlerts:
     async def send(self, payload: dict[str, Any]) -> bool:
         self.sent.append(payload)
         return True
+
+
+class FlakyState(FakeState):
+    """A state store whose commits fail on the given calls (1-based), as a timeout would.
+
+    A call in ``landed`` fails after the write was applied: the reply was lost, not the write.
+    """
+
+    def __init__(self, fail: set[int], landed: frozenset[int] = frozenset()) -> None:
+        super().__init__()
+        self.fail, self.landed, self.calls = fail, landed, 0
+
+    async def commit(
+        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
+        streak: tuple[str, dict[str, Any]] | None, history: int,
+    ) -> bool:  # fmt: skip
+        self.calls += 1
+        if self.calls in self.landed:
+            await super().commit(model, token, key, report, rows, streak, history)
+        if self.calls in self.fail | self.landed:
+            raise TimeoutError("Timeout reading from redis")
+        return await super().commit(model, token, key, report, rows, streak, history)
+
+
+class FlakyFeedback(FakeFeedback):
+    """A feedback store whose ``remember`` fails on the given calls (1-based)."""
+
+    def __init__(self, fail: set[int]) -> None:
+        super().__init__()
+        self.fail, self.calls = fail, 0
+
+    async def remember(self, model: str, batch: Batch) -> None:
+        self.calls += 1
+        if self.calls in self.fail:
+            raise ConnectionError("Connection refused")
+        await super().remember(model, batch)

@@ -114,3 +114,19 @@ def test_metrics_and_health(client: AppClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert "sluice_drift_monitor_records_total" in client.get("/metrics").text
+
+
+def test_readyz_is_not_ready_while_monitor_writes_fail(registry: ModelRegistry) -> None:
+    settings = Settings(registry=registry.root)
+    app = create_app(
+        settings, state=FakeState(), feedback=FakeFeedback(), prediction_log=FakeLog(),
+        registry=CollectorRegistry(), run_monitor=False,
+    )  # fmt: skip
+    with AppClient(app) as c:
+        assert c.get("/readyz").status_code == 200
+        app.state.monitor.failing = "window write of churn failing: TimeoutError()"
+        response = c.get("/readyz")
+        assert response.status_code == 503
+        assert "window write of churn failing" in response.json()["reason"]
+        app.state.monitor.failing = None
+        assert c.get("/readyz").status_code == 200

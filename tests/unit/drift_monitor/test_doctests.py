@@ -7,12 +7,21 @@ from types import ModuleType
 
 import pytest
 
-from sluice.drift_monitor import batch, evaluate, feedback, performance, stats, verdict, windows
+from sluice.drift_monitor import (
+    batch,
+    evaluate,
+    feedback,
+    monitor,
+    performance,
+    stats,
+    verdict,
+    windows,
+)
 
 
 @pytest.mark.parametrize(
     "module",
-    [stats, verdict, windows, batch, evaluate, performance, feedback],
+    [stats, verdict, windows, batch, evaluate, performance, feedback, monitor],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

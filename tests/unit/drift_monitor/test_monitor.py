@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -13,16 +14,27 @@ from sluice.drift_monitor.monitor import Monitor
 from sluice.drift_monitor.references import RegistryReferences
 from sluice.drift_monitor.settings import Settings
 from tests.unit.drift_monitor.conftest import entries
-from tests.unit.drift_monitor.fakes import FakeAlerts, FakeFeedback, FakeLog, FakeState
+from tests.unit.drift_monitor.fakes import (
+    FakeAlerts,
+    FakeFeedback,
+    FakeLog,
+    FakeState,
+    FlakyFeedback,
+    FlakyState,
+)
 
 
-def make(registry: ModelRegistry, log: FakeLog, state: FakeState, **options: Any) -> Monitor:
+def make(
+    registry: ModelRegistry, log: FakeLog, state: FakeState, *,
+    feedback: FakeFeedback | None = None, clock: list[float] | None = None, **options: Any,
+) -> Monitor:  # fmt: skip
     settings = Settings(registry=registry.root, window_size=100, min_window_size=50,
                         batch_entries=7, consumer="c", **options)  # fmt: skip
+    now = clock or [1_000.0]
     return Monitor(
-        settings, log_=log, state=state, feedback=FakeFeedback(),
+        settings, log_=log, state=state, feedback=feedback or FakeFeedback(),
         references=RegistryReferences(registry), metrics=Metrics(CollectorRegistry()),
-        alerts=FakeAlerts(), clock=lambda: 1_000.0,
+        alerts=FakeAlerts(), clock=lambda: now[0],
     )  # fmt: skip
 
 
@@ -90,3 +102,76 @@ def test_a_replica_that_lost_its_lease_commits_nothing(registry: ModelRegistry) 
     asyncio.run(scenario())
     assert "churn" not in state.rows_
     assert "churn" not in monitor.owned
+
+
+def test_failed_writes_are_retried_in_order_and_lose_or_double_nothing(
+    registry: ModelRegistry,
+) -> None:
+    log = FakeLog()
+    for entry in entries(90, 3, seed=4):  # 270 rows: windows of 102, 102, then 66 on expiry
+        log.add("churn", *entry)
+    # Commit calls 1-3 fail (the 2nd after its write landed: only the reply was lost), and
+    # so does call 5; kept-prediction writes 2, 3 and 9 fail.
+    state = FlakyState(fail={1, 3, 5}, landed=frozenset({2}))
+    feedback = FlakyFeedback(fail={2, 3, 9})
+    clock = [1_000.0]
+    monitor = make(registry, log, state, feedback=feedback, clock=clock)
+    seen_failing = []
+
+    async def scenario() -> None:
+        await monitor.housekeeping()
+        for _ in range(60):
+            await monitor.step()
+            owned = monitor.owned["churn"]
+            # while a write is behind, the model is not read further: what waits stays small
+            assert len(owned.held) <= 1 and len(owned.unsaved) <= 1
+            if owned.unsaved:  # nothing of the uncommitted window is acknowledged
+                first = owned.unsaved[0].window.first_id
+                assert first in log.pending["churn"]
+                seen_failing.append(monitor.failing)
+        clock[0] = 2_000.0  # the last window's time is up
+        await monitor.step()
+
+    asyncio.run(scenario())
+    assert seen_failing and all(seen_failing)  # /readyz said not ready meanwhile
+    assert monitor.failing is None and monitor.failures == 0  # and ready again after
+    assert state.rows_["churn"]["v1"] == 270
+    history = sorted(state.history_[("churn", "v1")], key=lambda w: w["index"])
+    assert [w["index"] for w in history] == [0, 1, 2]
+    assert [w["rows"] for w in history] == [102, 102, 66]
+    assert all(a["last_id"] < b["first_id"] for a, b in itertools.pairwise(history))
+    assert log.pending["churn"] == {}  # every entry acknowledged, once committed
+    assert feedback.remembered == 90  # every batch's predictions kept exactly once
+    failures = monitor.metrics.write_failures
+    assert failures.labels("churn", "window")._value.get() == 4
+    assert failures.labels("churn", "feedback")._value.get() == 3
+
+
+def test_a_lost_lease_during_a_failed_commit_hands_the_window_over(
+    registry: ModelRegistry,
+) -> None:
+    log = FakeLog()
+    for entry in entries(40, 3, seed=5):  # one window of 102 rows closes, 18 rows stay open
+        log.add("churn", *entry)
+    state = FlakyState(fail=set(range(1, 100)))
+
+    async def scenario() -> None:
+        first = make(registry, log, state)
+        await first.housekeeping()
+        for _ in range(6):
+            await first.step()
+        assert first.owned["churn"].unsaved and "churn" not in state.rows_
+        state.fail.clear()  # the outage ends, having outlasted the lease:
+        state.leases["churn"] = "another replica"
+        await first.step()
+        assert "churn" not in first.owned
+        # nothing acknowledged (the 35th entry closed the window; no read since): all claimable
+        assert len(log.pending["churn"]) == log.delivered["churn"] == 35
+        state.leases.clear()
+        second = make(registry, log, state)
+        await second.housekeeping()
+        await second.step()
+
+    asyncio.run(scenario())
+    assert state.rows_["churn"]["v1"] == 102
+    assert len(log.pending["churn"]) == 6  # the open window's entries
