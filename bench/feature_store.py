@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import re
-import socket
 import statistics
 import struct
 import subprocess
@@ -43,6 +42,7 @@ import orjson
 import redis.asyncio as aredis
 import uvloop
 
+from _common import free_port
 from sluice.feature_store.backends import NEWER_WINS, RedisOnlineStore
 from sluice.feature_store.codec import encode
 from sluice.feature_store.definitions import Entity, Feature, FeatureView, Source
@@ -67,12 +67,6 @@ def row(rng: random.Random) -> list[Any]:
         rng.randint(0, 500) if d == "int64" else rng.choice(WORDS)
         for d in DTYPES
     ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -40,6 +40,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from _common import free_port, parse_wrk
+
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = """
 local f = io.open(os.getenv("SLUICE_BENCH_BODY"), "rb")
@@ -230,15 +232,6 @@ def serving(
         proc.wait(20)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -284,24 +277,6 @@ def measure(
               f"p99={p99:.3f}ms rps={rps:,.0f} cpu={cpu_us or 0:.0f}us", flush=True)  # fmt: skip
         results.append(Result(target.name, rows, concurrency, p50, p99, rps, cpu_us))
     return results
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def parse_wrk(out: str) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, requests/s) from ``wrk --latency`` output."""
-
-    def percentile(p: int) -> float:
-        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no {p}% line in wrk output:\n{out}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    if not rps:
-        raise ValueError(f"no Requests/sec in wrk output:\n{out}")
-    return percentile(50), percentile(99), float(rps.group(1))
 
 
 def render(

@@ -28,7 +28,6 @@ import platform
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 
 import httpx
 import orjson
+
+from _common import free_port, parse_wrk
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -407,13 +408,6 @@ def serving(argv: list[str], url: str, ready: str, env: dict[str, str], log: Pat
         proc.wait(20)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wrk_once(
     name: str, url: str, body: Path, script: Path, concurrency: int, args: argparse.Namespace
 ) -> tuple[float, float, float]:
@@ -439,22 +433,6 @@ def wrk_once(
     if "Non-2xx" in out or re.search(r"Socket errors: connect [1-9]|read [1-9]", out):
         raise RuntimeError(f"{name}: wrk saw errors:\n{out}")
     return parse_wrk(out)
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def parse_wrk(out: str) -> tuple[float, float, float]:
-    def percentile(p: int) -> float:
-        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no {p}% line in wrk output:\n{out}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    if not rps:
-        raise ValueError(f"no Requests/sec in wrk output:\n{out}")
-    return percentile(50), percentile(99), float(rps.group(1))
 
 
 def render(
