@@ -109,17 +109,19 @@ def redis_server_binary() -> str:
 
 
 @contextmanager
-def redis_server(workdir: Path, *extra: str) -> Iterator[tuple[str, Process]]:
-    """A real redis-server on a random loopback port; yields (url, process)."""
-    port = free_port()
+def redis_on(port: int, workdir: Path, *extra: str) -> Iterator[Process]:
+    """A real redis-server on a chosen loopback port, answering PING; stopped after.
+
+    A chosen port lets a test stop Redis and start it again where clients expect it.
+    """
+    import redis
+
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(workdir), "--save", "", "--appendonly", "no", *extra,
+        "--dir", str(workdir), "--save", "", *extra,
     ]  # fmt: skip
-    with running(argv, log=workdir / "redis.log") as proc:
-        import redis
-
+    with running(argv, log=workdir / f"redis-{time.monotonic_ns()}.log") as proc:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + 10
         while True:
@@ -131,4 +133,12 @@ def redis_server(workdir: Path, *extra: str) -> Iterator[tuple[str, Process]]:
                     raise RuntimeError(f"redis did not start:\n{proc.output()}") from None
                 time.sleep(0.02)
         client.close()
+        yield proc
+
+
+@contextmanager
+def redis_server(workdir: Path, *extra: str) -> Iterator[tuple[str, Process]]:
+    """A real redis-server on a random loopback port, no persistence; yields (url, process)."""
+    port = free_port()
+    with redis_on(port, workdir, "--appendonly", "no", *extra) as proc:
         yield f"redis://127.0.0.1:{port}/0", proc

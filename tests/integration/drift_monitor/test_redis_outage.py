@@ -24,7 +24,7 @@ from tests.integration.drift_monitor.conftest import (
     wait_for,
 )
 from tests.integration.drift_monitor.traffic import Traffic
-from tests.support.procs import Process, free_port, redis_server_binary, running
+from tests.support.procs import Process, free_port, redis_on
 
 CHUNKS, CHUNK = 20, 700
 
@@ -35,25 +35,11 @@ class Server:
     def __init__(self, workdir: Path) -> None:
         self.port, self.workdir = free_port(), workdir
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        workdir.mkdir(parents=True, exist_ok=True)
 
     def run(self) -> AbstractContextManager[Process]:
-        argv = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.workdir), "--save", "", "--appendonly", "yes",
-                "--appendfsync", "always"]  # fmt: skip
-        return running(argv, log=self.workdir / "redis.log")
-
-    def wait(self) -> None:
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis did not come back"
-                time.sleep(0.05)
-        client.close()
+        """Start it (again) on its port and wait until it answers."""
+        durable = ("--appendonly", "yes", "--appendfsync", "always")
+        return redis_on(self.port, self.workdir, *durable)
 
 
 @pytest.fixture
@@ -73,7 +59,6 @@ def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
     options = {"window_size": 1000, "window_seconds": 2, "history_windows": 500}
     total = CHUNKS * CHUNK
     with server.run() as first_redis:
-        server.wait()
         traffic = Traffic(registry, MODEL, "v1", server.url)
         outage, resume = threading.Event(), threading.Event()
 
@@ -95,7 +80,6 @@ def test_a_redis_outage_mid_stream_loses_and_doubles_nothing(
             time.sleep(1.5)
             not_ready = httpx.get(f"{monitor.url}/readyz", timeout=5)
             with server.run():
-                server.wait()
                 traffic.client = redis.Redis.from_url(server.url)
                 resume.set()
                 writer.join(60)

@@ -6,14 +6,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import redis
 
-from tests.support.procs import Process, free_port, redis_server_binary, running
+from tests.support.procs import free_port, redis_on, redis_server_binary
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -40,27 +40,6 @@ views:
 """
     )
     return path
-
-
-@contextmanager
-def redis_on(port: int, workdir: Path, *extra: str) -> Iterator[Process]:
-    """A real redis-server on a chosen port (so it can be killed and restarted there)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", str(workdir), "--save", "", *extra]  # fmt: skip
-    with running(argv, log=workdir / f"redis-{time.monotonic_ns()}.log") as proc:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.popen.poll() is not None:
-                    raise RuntimeError(f"redis did not start:\n{proc.output()}") from None
-                time.sleep(0.02)
-        client.close()
-        yield proc
 
 
 def _cluster_port() -> int:

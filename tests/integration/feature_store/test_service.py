@@ -18,9 +18,9 @@ from sluice.feature_store.app import create_app
 from sluice.feature_store.backends import RedisOnlineStore
 from sluice.feature_store.definitions import load_repo
 from sluice.feature_store.settings import Settings
-from tests.integration.feature_store.conftest import definitions, redis_on
+from tests.integration.feature_store.conftest import definitions
 from tests.support.asgi import AppClient
-from tests.support.procs import free_port, running, sluice_command
+from tests.support.procs import free_port, redis_on, running, sluice_command
 
 pytestmark = pytest.mark.integration
 
