@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -28,3 +36,33 @@ def parse_wrk(out: str) -> tuple[float, float, float]:
     if not rps:
         raise ValueError(f"no Requests/sec in wrk output:\n{out}")
     return percentile(50), percentile(99), float(rps.group(1))
+
+
+@contextmanager
+def serving(
+    argv: list[str], url: str, ready: str, env: dict[str, str], log: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Run a server until ``url + ready`` answers (200, or 405 for a POST-only path);
+    yield (url, pid); terminate it after."""
+    out = log.open("wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                tail = log.read_text()[-4000:] if log else ""
+                raise RuntimeError(f"{argv[:3]} exited with {proc.returncode}:\n{tail}")
+            try:
+                if httpx.get(url + ready, timeout=1).status_code in (200, 405):
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(url)
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        if log:
+            out.close()

@@ -35,12 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 import pandas as pd
 
-from _common import free_port, parse_wrk
+from _common import free_port, parse_wrk, serving
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = """
@@ -205,31 +204,6 @@ def model_server(work: Path, registry: Path, mode: str) -> Iterator[tuple[str, i
     env = {"SLUICE_MODEL_SERVER_INFERENCE_MODE": mode, "SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING"}
     with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / f"{mode}.log") as served:
         yield served
-
-
-@contextmanager
-def serving(
-    argv: list[str], url: str, ready: str, env: dict[str, str], log: Path | None = None
-) -> Iterator[tuple[str, int]]:
-    out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv[0]} exited with {proc.returncode}")
-            try:
-                if httpx.get(url + ready, timeout=1).status_code in (200, 405):
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(url)
-            time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def cpu_seconds(pid: int) -> float:

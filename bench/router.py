@@ -42,7 +42,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from _common import free_port, parse_wrk
+from _common import free_port, parse_wrk, serving
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -326,7 +326,8 @@ def model_server(work: Path, registry: Path, version: str) -> Iterator[str]:
         str(port),
     ]
     env = {"SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING"}
-    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / f"{version}.log") as u:
+    log = work / f"{version}.log"
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as (u, _):
         yield u
 
 
@@ -353,7 +354,7 @@ def router_process(
     if source is not None:
         env["PYTHONPATH"] = str(source)
     log = work / f"router-{port}.log"
-    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as url:
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as (url, _):
         yield url
 
 
@@ -379,33 +380,8 @@ def proxy(work: Path, kind: str, upstream: str) -> Iterator[str]:
         "warning",
     ]
     env = {"BENCH_UPSTREAM": upstream, "BENCH_CLIENT": kind}
-    with serving(argv, f"http://127.0.0.1:{port}", "/infer", env, work / f"{kind}.log") as url:
+    with serving(argv, f"http://127.0.0.1:{port}", "/infer", env, work / f"{kind}.log") as (url, _):
         yield url + "/infer"
-
-
-@contextmanager
-def serving(argv: list[str], url: str, ready: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv[:3]} exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(url + ready, timeout=1).status_code in (200, 405):
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(url)
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def wrk_once(
