@@ -123,10 +123,17 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connect(url: str, *, cluster: bool = False, timeout: float = 1.0) -> Redis | RedisCluster:
-    """A client that fails fast (one immediate retry) so callers can answer 503 quickly."""
+def connect(
+    url: str, *, cluster: bool = False, timeout: float = 1.0, command_timeout: bool = True
+) -> Redis | RedisCluster:
+    """A client that fails fast (one immediate retry) so callers can answer 503 quickly.
+
+    ``command_timeout=False`` leaves commands unbounded, for a caller that bounds every call
+    itself (``asyncio.timeout``): redis-py then sends a command without a task of its own
+    (about 8% of a looked-up request's CPU in the router).
+    """
     options: dict[str, Any] = {
-        "socket_timeout": timeout,
+        "socket_timeout": timeout if command_timeout else None,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), retries=1),
     }
@@ -157,9 +164,16 @@ class RedisOnlineStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, cluster: bool = False, timeout: float = 1.0, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        timeout: float = 1.0,
+        command_timeout: bool = True,
+        **kwargs: Any,
     ) -> RedisOnlineStore:
-        return cls(connect(url, cluster=cluster, timeout=timeout), url=url, **kwargs)
+        client = connect(url, cluster=cluster, timeout=timeout, command_timeout=command_timeout)
+        return cls(client, url=url, **kwargs)
 
     @property
     def client(self) -> Redis | RedisCluster:

@@ -13,13 +13,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sluice import __version__
-from sluice.core.errors import InvalidInput, SluiceError, json_response, v2_error_response
-from sluice.core.http import read_body
+from sluice.core.errors import (
+    InvalidInput,
+    SluiceError,
+    error_body,
+    json_response,
+    v2_error_response,
+)
+from sluice.core.http import HotRoutes, HttpMetrics, ShortcutApp, read_body
 from sluice.model_server.backends import LABEL, OUTPUTS, PROBABILITIES
 from sluice.model_server.codec import CodecError
 from sluice.model_server.errors import MalformedRequest
@@ -37,8 +42,11 @@ SERVER_NAME = "sluice-model-server"
 EXTENSIONS = ["binary_tensor_data"]
 
 
-def add_routes(app: FastAPI, service: ModelService, max_body_bytes: int) -> None:
-    """Mount the V2 and V1 endpoints for ``service`` on ``app``."""
+def add_routes(
+    app: ShortcutApp, service: ModelService, max_body_bytes: int, http: HttpMetrics
+) -> None:
+    """Mount the V2 and V1 endpoints for ``service`` on ``app``; the inference POSTs are
+    also ``app``'s shortcut (answered before FastAPI's layers, counted in ``http``)."""
 
     async def server_live(_: Request) -> Response:
         return json_response(200, {"live": True})
@@ -125,10 +133,21 @@ def add_routes(app: FastAPI, service: ModelService, max_body_bytes: int) -> None
         ("/v2/models/{model}/ready", model_ready, "GET"),
         ("/v2/models/{model}/versions/{version}/ready", model_ready, "GET"),
     ]
+    hot: list[tuple[str, Endpoint]] = [("/v1/models/{model}:predict", v1_predict)]
     app.add_route("/v1/models/{model}:predict", v1_predict, methods=["POST"])
     for path, endpoint, method in v2:
         app.add_route(path, _v2_errors(endpoint), methods=[method])
+        if endpoint is infer:
+            hot.append((path, _v2_errors(endpoint)))
     app.add_route("/v1/models/{model}", v1_model, methods=["GET"])
+    app.shortcut = HotRoutes(hot, http, _error)
+
+
+def _error(exc: SluiceError, template: str) -> Response:
+    """An error in the shape of the route's protocol (V2: ``{"error": "message"}``)."""
+    if template.startswith("/v2/"):
+        return v2_error_response(exc)
+    return json_response(exc.status, error_body(exc))
 
 
 def _v2_errors(endpoint: Endpoint) -> Endpoint:

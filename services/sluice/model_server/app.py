@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from sluice import __version__
 from sluice.core.errors import install_error_handlers
 from sluice.core.health import health_routes
-from sluice.core.http import RequestMiddleware
+from sluice.core.http import RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelCard, ModelRegistry
 from sluice.model_server.api import add_routes
@@ -64,7 +64,7 @@ def create_app(
                 await loading
             service.close()
 
-    app = FastAPI(
+    app = ShortcutApp(
         title="Sluice model server",
         version=__version__,
         lifespan=lifespan,
@@ -76,7 +76,7 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    add_routes(app, service, settings.max_body_bytes)  # first: routes match in order
+    add_routes(app, service, settings.max_body_bytes, metrics.http)  # first: match in order
     livez, readyz = health_routes(service.ready_reason)
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,7 +34,7 @@ from sluice.core.errors import (
     error_body,
     json_response,
 )
-from sluice.core.http import HttpMetrics, request_id
+from sluice.core.http import HttpMetrics, request_id, route_pattern
 from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol
 from sluice.router.errors import RateLimited
@@ -132,10 +131,7 @@ class InferenceEndpoint:
         self.gateway = metrics.gateway
         self.http = http
         self._gateway: dict[int, Any] = {}
-        self._routes = [
-            (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"), path, protocol)
-            for path, protocol in INFER_ROUTES
-        ]
+        self._routes = [(route_pattern(path), path, protocol) for path, protocol in INFER_ROUTES]
 
     def match(self, scope: Scope) -> bool:
         """Whether ``scope`` is an inference POST (the route found is kept in the scope)."""

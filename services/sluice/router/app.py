@@ -4,9 +4,10 @@
 unless a test passes fakes of our own interfaces. The lifespan starts the routing-table
 watcher, the shadow workers and the prediction-log writer, and stops them in order.
 
-Inference POSTs skip FastAPI's middleware, exception and routing layers: :class:`RouterApp`
-hands them to the plain ASGI :class:`~sluice.router.api.InferenceEndpoint` first (those
-layers cost about 100 us a request here, as much as the router's own work).
+Inference POSTs skip FastAPI's middleware, exception and routing layers: the app is a
+:class:`~sluice.core.http.ShortcutApp` whose shortcut is the plain ASGI
+:class:`~sluice.router.api.InferenceEndpoint` (those layers cost about 100 us a request
+here, as much as the router's own work).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.types import Receive, Scope, Send
 
 from sluice import __version__
 from sluice.core.errors import install_error_handlers
 from sluice.core.health import health_routes
-from sluice.core.http import HttpMetrics, RequestMiddleware
+from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelRegistry
 from sluice.router.admin import admin_router
@@ -48,18 +48,6 @@ from sluice.router.settings import Settings
 from sluice.router.store import RedisPredictionLog, RedisRoutingStore, RedisShadowSamples
 
 REDIS_TIMEOUT = 2.0
-
-
-class RouterApp(FastAPI):
-    """FastAPI for everything but inference, which ``inference`` answers directly."""
-
-    inference: InferenceEndpoint | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.inference is not None and self.inference.match(scope):
-            await self.inference(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -134,6 +122,8 @@ def create_app(
         predlog,
         size=settings.shadow_queue_size,
         concurrency=settings.shadow_concurrency,
+        batch_rows=settings.shadow_batch_rows,
+        linger=settings.shadow_linger_seconds,
     )
     service = RouterService(
         settings,
@@ -159,7 +149,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    app = RouterApp(
+    app = ShortcutApp(
         title="Sluice router",
         version=__version__,
         lifespan=lifespan,
@@ -170,14 +160,14 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     http = HttpMetrics(registry, "router")
-    app.inference = InferenceEndpoint(service, settings, metrics, http)
+    inference = app.shortcut = InferenceEndpoint(service, settings, metrics, http)
     app.state.service = service
     install_error_handlers(app)
     livez, readyz = health_routes(service.ready_reason)
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
-    add_routes(app, service, app.inference)
+    add_routes(app, service, inference)
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     app.include_router(admin_router(service, store, samples, token))
     app.add_middleware(RequestMiddleware, metrics=http)

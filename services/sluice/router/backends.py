@@ -297,7 +297,8 @@ class StoreFeatureLookup:
     def from_url(cls, url: str, *, timeout: float) -> StoreFeatureLookup:
         from sluice.feature_store.backends import RedisOnlineStore
 
-        return cls(RedisOnlineStore.from_url(url, timeout=timeout))
+        # the router bounds each lookup with asyncio.timeout (RouterService._enrich)
+        return cls(RedisOnlineStore.from_url(url, timeout=timeout, command_timeout=False))
 
     async def lookup(self, refs: Sequence[str], entity_key: str, ids: Sequence[Any]) -> Found:
         result = await self.store.get_online(

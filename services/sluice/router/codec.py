@@ -164,6 +164,29 @@ def _check_rows(rows: int, max_rows: int) -> None:
         raise CodecError(f"batch of {rows} rows is over the limit of {max_rows}")
 
 
+def concat(frames: Sequence[Frame], features: Sequence[str]) -> Frame:
+    """One frame of every row of ``frames`` (one protocol, ``features`` filled in each),
+    holding only ``features``. A V2 input keeps the clients' datatype where every frame
+    sent it with the same one; otherwise the version's datatype applies (see v2_body).
+
+    >>> a = parse_v1({"instances": [{"x": 1, "y": 2}]}, max_rows=8)
+    >>> b = parse_v1({"instances": [{"x": 3, "y": 4}, {"x": 5, "y": 6}]}, max_rows=8)
+    >>> v1_body(concat([a, b], ["x"]), ["x"])
+    b'{"instances":[{"x":1},{"x":3},{"x":5}]}'
+    """
+    rows = sum(f.rows for f in frames)
+    columns = {name: [v for f in frames for v in f.columns[name]] for name in features}
+    tensors: dict[str, dict[str, Any]] = {}
+    for name in features:
+        sent = [f.tensors.get(name) for f in frames]
+        kinds = {None if t is None else t.get("datatype") for t in sent}
+        if len(kinds) == 1 and None not in kinds:
+            (datatype,) = kinds
+            data = columns[name]
+            tensors[name] = {"name": name, "shape": [rows, 1], "datatype": datatype, "data": data}
+    return Frame(frames[0].protocol, rows, columns, tensors)
+
+
 def v1_body(frame: Frame, features: Sequence[str]) -> bytes:
     """The V1 request for a version taking ``features`` (all filled by now).
 

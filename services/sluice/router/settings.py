@@ -117,6 +117,15 @@ class Settings(ServiceSettings, RedisSettings):
     shadow_concurrency: int = Field(default=4, ge=1)
     """Mirrored calls in flight at once."""
 
+    shadow_batch_rows: int = Field(default=32, ge=1)
+    """Copies waiting together go to the candidate in one call until it holds this many
+    rows (1: one call per copy). A call costs the router and the candidate about as much
+    for 30 rows as for one."""
+
+    shadow_linger_seconds: float = Field(default=0.005, ge=0, le=1)
+    """How long a shadow worker waits for more copies before it sends a call that is not
+    full (only the copy waits; the user's answer never does)."""
+
     shadow_keep: int = Field(default=100, ge=1)
     """Disagreements kept per model in Redis for ``sluice shadow diff``."""
 

@@ -198,6 +198,7 @@ class RedisPredictionLog:
         self.on_drop = on_drop
         self._queue: asyncio.Queue[tuple[str, predlog.PredictionRecord]] = asyncio.Queue(buffer)
         self._task: asyncio.Task[None] | None = None
+        self._writing = False
 
     def write(self, model: str, record: predlog.PredictionRecord) -> None:
         try:
@@ -209,9 +210,10 @@ class RedisPredictionLog:
         self._task = asyncio.create_task(self._run(), name="predlog-writer")
 
     async def close(self, drain_seconds: float = 2.0) -> None:
-        """Write what is buffered (for up to ``drain_seconds``), then stop."""
+        """Write what is buffered (for up to ``drain_seconds``), then stop. A batch being
+        written is waited for, not cancelled half-way through its round trip."""
         deadline = time.monotonic() + drain_seconds
-        while not self._queue.empty() and time.monotonic() < deadline:
+        while (not self._queue.empty() or self._writing) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
@@ -220,12 +222,13 @@ class RedisPredictionLog:
     async def _run(self) -> None:
         while True:
             items = [await self._queue.get()]
-            if self.linger > 0 and self._queue.qsize() < self.batch:
-                await asyncio.sleep(self.linger)  # gather a batch: one round trip for many
-            while len(items) < self.batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            counts = collections.Counter(model for model, _ in items)
+            self._writing = True
             try:
+                if self.linger > 0 and self._queue.qsize() < self.batch:
+                    await asyncio.sleep(self.linger)  # gather a batch: one round trip for many
+                while len(items) < self.batch and not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                counts = collections.Counter(model for model, _ in items)
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for model, record in items:
                         fields: Any = predlog.encode(record)
@@ -239,5 +242,7 @@ class RedisPredictionLog:
                     self.on_drop(model, "redis_error", n)
                 await asyncio.sleep(0.1)
                 continue
+            finally:
+                self._writing = False
             for model, n in counts.items():
                 self.on_written(model, n)

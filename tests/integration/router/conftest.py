@@ -44,6 +44,7 @@ class Stack:
     replica: str
     """A second router on the same Redis."""
     start_server: Callable[[str], AbstractContextManager[Process]]
+    redis: Process
 
     def route(self, url: str | None = None, **policy: Any) -> dict[str, Any]:
         body = {"upstreams": self.servers, "stable": "v1", **policy}
@@ -116,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     definitions = root / "features.yaml"
     definitions.write_text(EXAMPLES.read_text().replace("../../.sluice/churn.parquet", str(source)))
     with ExitStack() as stack_:
-        redis_url, _ = stack_.enter_context(redis_server(root / "redis"))
+        redis_url, redis = stack_.enter_context(redis_server(root / "redis"))
         asyncio.run(_load_features(redis_url, definitions))
 
         @contextmanager
@@ -164,5 +165,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
             routers.append(proc.url or "")
         yield Stack(
-            redis_url, registry, table, features, servers, routers[0], routers[1], start_server
+            redis_url,
+            registry,
+            table,
+            features,
+            servers,
+            routers[0],
+            routers[1],
+            start_server,
+            redis,
         )

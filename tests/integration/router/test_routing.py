@@ -4,7 +4,9 @@ candidate failure, shadow comparison against the truth, the prediction log."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -56,6 +58,29 @@ def test_an_entity_id_is_enough_and_the_answer_equals_a_direct_call(stack: Stack
     del partial["age"]
     given = predict(stack.router, partial).json()["predictions"]
     assert given == direct(stack, "v1", [{**stack.row(customers[0]), "plan": "premium"}])
+
+
+def test_a_frozen_online_store_fails_the_lookup_in_time_and_recovers(stack: Stack) -> None:
+    """Redis stops answering (SIGSTOP): a lookup gives up after the lookup timeout (0.5 s)
+    with a 503 naming it, instead of hanging; once Redis answers again, so do lookups."""
+    stack.route()
+    customer = stack.customers(1)[0]
+    assert predict(stack.router, {"customer_id": customer}).status_code == 200
+    pid = stack.redis.popen.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        resp = predict(stack.router, {"customer_id": customer})
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert resp.status_code == 503, resp.text
+    assert "feature lookup failed" in resp.json()["error"]["message"]
+    assert took < 2.0
+    wait_for(
+        lambda: predict(stack.router, {"customer_id": customer}).status_code == 200,
+        what="lookups answering again",
+    )
 
 
 def test_canary_split_is_sticky_and_monotonic(stack: Stack) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -83,6 +84,33 @@ def test_the_prediction_log_batches_and_trims(redis_url: str) -> None:
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_closing_the_prediction_log_writes_what_it_was_writing(redis_url: str) -> None:
+    """A record taken for a batch (lingering, or on its round trip) is written at close,
+    not cancelled half-way: a router shutting down keeps its last predictions."""
+
+    async def scenario() -> list[Any]:
+        client = aioredis.Redis.from_url(redis_url)
+        writer = RedisPredictionLog(
+            client,
+            maxlen=100,
+            buffer=10,
+            batch=50,
+            linger=0.2,
+            on_written=lambda *_: None,
+            on_drop=lambda *_: None,
+        )
+        writer.start()
+        writer.write("churn", record(1))
+        await asyncio.sleep(0.05)  # the writer took it and lingers for more
+        await writer.close()
+        entries: list[Any] = await client.xrange(stream_key("churn"))
+        await client.aclose()
+        return entries
+
+    entries = asyncio.run(scenario())
+    assert [decode(fields) for _, fields in entries] == [record(1)]
 
 
 def test_prediction_log_never_blocks_when_redis_is_away() -> None:

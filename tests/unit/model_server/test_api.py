@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
-from tests.unit.model_server.conftest import ROW, Served, make_settings, serve, v2_body, wait_ready
+from tests.unit.model_server.conftest import (
+    ROW,
+    FakeRuntime,
+    Served,
+    make_settings,
+    serve,
+    v2_body,
+    wait_ready,
+)
 
 INFER = "/v2/models/churn/infer"
 
@@ -263,3 +272,22 @@ def test_concurrent_requests_each_get_their_own_answer(
             probabilities = body["outputs"][1]
             assert probabilities["shape"] == [1 + age % 3, 2]
             assert probabilities["data"][1::2] == pytest.approx([age / 100] * (1 + age % 3))
+
+
+class CrashingRuntime(FakeRuntime):
+    def run(self, feed: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.feeds) > 0:  # the warm-up inference passes
+            raise RuntimeError("onnxruntime blew up")
+        return super().run(feed)
+
+
+def test_an_unexpected_failure_is_a_500_in_the_protocol_shape(tmp_path: Path) -> None:
+    for served in serve(make_settings(tmp_path), runtime=CrashingRuntime()):
+        v2 = served.client.post(INFER, json=v2_body(), headers={"x-request-id": "r-1"})
+        assert v2.status_code == 500
+        assert v2.json() == {"error": "internal server error"}
+        assert v2.headers["x-request-id"] == "r-1"
+        v1 = served.client.post("/v1/models/churn:predict", json={"instances": [ROW]})
+        assert v1.status_code == 500
+        assert v1.json()["error"]["code"] == "internal"
+        assert served.client.get(INFER).status_code == 405

@@ -6,6 +6,7 @@ import pytest
 from sluice.router.codec import (
     MISSING,
     CodecError,
+    concat,
     parse_v1,
     parse_v2,
     read_answer,
@@ -91,3 +92,20 @@ def test_answers_give_the_positive_class_score() -> None:
     assert read_answer("v1", multi, ["a", "b", "c"]) == (["b"], [0.5])
     with pytest.raises(CodecError):
         read_answer("v2", b'{"outputs": []}', None)
+
+
+def test_concat_keeps_the_clients_datatype_only_where_every_copy_agrees() -> None:
+    def tensor(name: str, datatype: str, data: list[object]) -> dict[str, object]:
+        return {"name": name, "shape": [len(data), 1], "datatype": datatype, "data": data}
+
+    a = parse_v2({"inputs": [tensor("x", "FP32", [1.5]), tensor("y", "INT64", [2])]}, 8)
+    b = parse_v2({"inputs": [tensor("x", "FP32", [[2.5], [3.5]]), tensor("y", "FP64", [4, 5])]}, 8)
+    c = parse_v2({"inputs": [tensor("y", "INT64", [6])]}, 8)
+    c.fill("x", 0, 9.0)  # looked up by the router: no client tensor
+    body = orjson.loads(v2_body(concat([a, b], ["x", "y"]), ["x", "y"], {"x": "FP64", "y": "FP64"}))
+    assert body["inputs"] == [
+        tensor("x", "FP32", [1.5, 2.5, 3.5]),
+        tensor("y", "FP64", [2, 4, 5]),  # INT64 and FP64 sent: the version's datatype
+    ]
+    body = orjson.loads(v2_body(concat([a, c], ["x", "y"]), ["x", "y"], {"x": "FP64", "y": "FP64"}))
+    assert body["inputs"] == [tensor("x", "FP64", [1.5, 9.0]), tensor("y", "INT64", [2, 6])]

@@ -11,7 +11,8 @@ from tests.unit.router.conftest import ADMIN, V2_URL, World
 PAIR = {"model": "churn", "stable": "v1", "candidate": "v2"}
 
 
-def test_shadow_comparisons_are_recorded(world: World) -> None:
+def test_shadow_comparisons_are_recorded(make_world: Callable[..., World]) -> None:
+    world = make_world(shadow_batch_rows=1)  # a call per copy
     world.route(candidate="v2", mode="shadow")
     # C0, C3, C6 are basic (both say 1); the others premium (v1 says 0, v2 says 1)
     for i in range(9):
@@ -57,3 +58,37 @@ def test_a_full_queue_drops_copies_and_counts_them(make_world: Callable[..., Wor
     assert (
         world.metric("sluice_router_shadow_dropped_total", model="churn", reason="queue_full") == 2
     )
+
+
+def test_copies_waiting_together_share_one_call(make_world: Callable[..., World]) -> None:
+    # one worker lingering a second: the five copies below join the first one's call
+    world = make_world(shadow_concurrency=1, shadow_linger_seconds=1.0, shadow_batch_rows=32)
+    world.route(candidate="v2", mode="shadow")
+    for i in range(6):
+        resp = world.predict({"customer_id": f"C{i}"}, **{"x-request-id": f"r{i}"})
+        assert resp.status_code == 200
+    world.drain_shadow()
+    calls = world.servers[V2_URL].calls
+    assert len(calls) == 1
+    assert len(calls[0]["rows"]) == 6
+    # each copy is still compared and logged on its own: C0 and C3 agree
+    assert world.metric("sluice_router_shadow_rows_total", **PAIR, outcome="agree") == 2
+    assert world.metric("sluice_router_shadow_rows_total", **PAIR, outcome="disagree") == 4
+    shadow = [r for _, r in world.predlog.records if r.role == "shadow"]
+    assert [r.request_id for r in shadow] == [f"r{i}" for i in range(6)]
+    assert all(r.labels == ["1"] for r in shadow)
+    diffs = world.client.get("/admin/v1/shadow/churn/diffs?limit=10", headers=ADMIN).json()
+    assert {d["request_id"] for d in diffs["disagreements"]} == {"r1", "r2", "r4", "r5"}
+
+
+def test_a_batch_never_exceeds_the_row_cap_by_more_than_a_copy(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(shadow_concurrency=1, shadow_linger_seconds=1.0, shadow_batch_rows=4)
+    world.route(candidate="v2", mode="shadow")
+    for i in range(0, 9, 3):
+        rows = [{"customer_id": f"C{i + j}"} for j in range(3)]
+        assert world.predict(*rows).status_code == 200
+    world.drain_shadow()
+    assert [len(c["rows"]) for c in world.servers[V2_URL].calls] == [6, 3]
+    assert world.metric("sluice_router_shadow_rows_total", **PAIR, outcome="agree") == 3
