@@ -131,7 +131,7 @@ def _fast_numeric(
     """
     group: list[InputSpec] = []
     values: list[Any] = []
-    whole = False  # some int64 feature was sent as FP64: check for fractions
+    whole: list[int] = []  # int64 features sent as FP64 (by place in group): no fractions
     for spec in inputs:
         tensor = tensors[spec.name]
         if (
@@ -148,15 +148,16 @@ def _fast_numeric(
             if max(data) > EXACT_INT_IN_DOUBLE or min(data) < -EXACT_INT_IN_DOUBLE:
                 return {}
         elif spec.feature.dtype == "int64":
-            whole = True
+            whole.append(len(group))
         group.append(spec)
         values += data
     if not group:
         return {}
     matrix = np.array(values, dtype=np.float64).reshape(len(group), rows, 1)
-    if whole and (matrix != np.trunc(matrix)).any():
-        # a fraction in some row: recheck per feature (a float feature may hold one)
-        return {}
+    if whole:
+        ints = matrix[whole] if len(whole) < len(group) else matrix
+        if (ints != np.trunc(ints)).any():
+            return {}  # a fraction in an integer feature: ``coerce`` names it
     feed = {}
     for spec, column in zip(group, matrix, strict=True):
         if spec.dtype != column.dtype:

@@ -1,4 +1,4 @@
-"""Shadow traffic: a bounded queue of mirrored requests, sent by a few workers, compared
+"""Shadow traffic: a bounded queue of mirrored requests, sent to the candidate, compared
 with what stable answered, recorded as metrics, disagreements and shadow prediction-log
 records.
 
@@ -6,7 +6,7 @@ The user's request only ever does ``submit`` (never waits; a full queue drops th
 counts it). Failures of the candidate are counted and logged as shadow, never surfaced.
 
 Copies that wait in the queue together go to the candidate in one call (up to
-``batch_rows`` rows; a worker lingers ``linger`` seconds for more): a call costs the router
+``batch_rows`` rows; the collector lingers ``linger`` seconds for more): a call costs the router
 and the candidate about the same for one row as for thirty, and on shared cores that cost
 lands on the users' latency. Each copy is still compared, counted and logged on its own;
 its latency is that of the call that carried it.

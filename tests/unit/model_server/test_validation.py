@@ -10,6 +10,7 @@ from sluice.model_server.validation import (
     BatchTooLarge,
     InputSpec,
     ValidationError,
+    _fast_numeric,
     build_feed,
     columns_from_instances,
 )
@@ -125,3 +126,22 @@ def test_json_tensors_are_checked_like_decoded_ones(tensor: JsonTensor, message:
     name = "plan" if tensor.datatype == "BYTES" else "age"
     with pytest.raises(ValidationError, match=message):
         build_feed(INPUTS, tensors(**{name: tensor}), 8)
+
+
+def test_whole_numbers_in_fp64_beside_fractional_features_take_the_one_array_path() -> None:
+    """What a router sends (every number as FP64, the metadata's datatype): an integer
+    feature's whole values sit beside a float feature's fractions. The fast path decodes
+    them as one array; only a fraction in the integer feature sends them to ``coerce``."""
+    age, charges = INPUTS[0], INPUTS[1]
+    assert (age.feature.dtype, charges.feature.dtype) == ("int64", "float64")
+    good = {"age": JsonTensor("FP64", (2, 1), [30, 41]),
+            "charges": JsonTensor("FP64", (2, 1), [70.5, 12.25])}  # fmt: skip
+    feed = _fast_numeric([age, charges], good, 2)
+    assert feed["age"].tolist() == [[30.0], [41.0]]
+    assert feed["charges"].tolist() == [[70.5], [12.25]]
+    bad = {**good, "age": JsonTensor("FP64", (2, 1), [30, 41.5])}
+    assert _fast_numeric([age, charges], bad, 2) == {}
+    one_row = {"age": JsonTensor("FP64", (1, 1), [41.5]),
+               "charges": JsonTensor("FP64", (1, 1), [12.25])}  # fmt: skip
+    with pytest.raises(ValidationError, match=r"takes whole numbers, row 0 is 41\.5"):
+        build_feed(INPUTS, tensors(**one_row), 8)
