@@ -25,6 +25,21 @@ def record(i: int) -> PredictionRecord:
     return PredictionRecord(f"r{i}", 1.0 + i, "v1", "primary", {"x": [i]}, ["1"], [0.5], 0.3)
 
 
+def writer_on(
+    client: aioredis.Redis, drops: Counter[str] | None = None, **sizes: Any
+) -> RedisPredictionLog:
+    """A started prediction-log writer on ``client``, its drops counted in ``drops``."""
+    counted = drops if drops is not None else Counter()
+    writer = RedisPredictionLog(
+        client,
+        **{"maxlen": 100, "buffer": 1000, "batch": 50, **sizes},
+        on_written=lambda *_: None,
+        on_drop=lambda _, why, n: counted.update({why: n}),
+    )
+    writer.start()
+    return writer
+
+
 def test_changes_are_revisioned_announced_and_seeds_never_override(redis_url: str) -> None:
     async def scenario() -> None:
         client = aioredis.Redis.from_url(redis_url)
@@ -61,16 +76,7 @@ def test_the_prediction_log_batches_and_trims(redis_url: str) -> None:
     async def scenario() -> None:
         client = aioredis.Redis.from_url(redis_url)
         drops: Counter[str] = Counter()
-        writer = RedisPredictionLog(
-            client,
-            maxlen=100,
-            buffer=1000,
-            batch=50,
-            linger=0.01,
-            on_written=lambda *_: None,
-            on_drop=lambda _, why, n: drops.update({why: n}),
-        )
-        writer.start()
+        writer = writer_on(client, drops, linger=0.01)
         for i in range(500):
             writer.write("churn", record(i))
         await writer.close()
@@ -92,16 +98,7 @@ def test_closing_the_prediction_log_writes_what_it_was_writing(redis_url: str) -
 
     async def scenario() -> list[Any]:
         client = aioredis.Redis.from_url(redis_url)
-        writer = RedisPredictionLog(
-            client,
-            maxlen=100,
-            buffer=10,
-            batch=50,
-            linger=0.2,
-            on_written=lambda *_: None,
-            on_drop=lambda *_: None,
-        )
-        writer.start()
+        writer = writer_on(client, buffer=10, linger=0.2)
         writer.write("churn", record(1))
         await asyncio.sleep(0.05)  # the writer took it and lingers for more
         await writer.close()
@@ -119,15 +116,7 @@ def test_prediction_log_never_blocks_when_redis_is_away() -> None:
             port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
         )
         drops: Counter[str] = Counter()
-        writer = RedisPredictionLog(
-            dead,
-            maxlen=100,
-            buffer=10,
-            batch=5,
-            on_written=lambda *_: None,
-            on_drop=lambda _, why, n: drops.update({why: n}),
-        )
-        writer.start()
+        writer = writer_on(dead, drops, buffer=10, batch=5)
         for i in range(30):
             writer.write("churn", record(i))  # returns at once, whatever Redis does
         await writer.close(drain_seconds=5.0)
