@@ -143,11 +143,12 @@ def main() -> None:
             return [] if url is None else [(f"{name} [baseline]", url, body)]
 
         def run(group: list[tuple[str, str, Path]], concurrency: int) -> None:
-            """Interleave the group's scenarios run by run (A B A B ...): the machine's
-            load drifts, so a comparison is only fair between neighbouring runs."""
+            """Interleave the group's scenarios run by run, the order reversed every other
+            round (A B C, C B A, ...): the machine's load drifts, so a comparison is only
+            fair between neighbouring runs, and no scenario always goes first."""
             runs: dict[str, list[tuple[float, float, float]]] = {n: [] for n, _, _ in group}
-            for _ in range(args.repeat):
-                for name, url, body in group:
+            for i in range(args.repeat):
+                for name, url, body in group if i % 2 == 0 else group[::-1]:
                     runs[name].append(wrk_once(name, url, body, script, concurrency, args))
             for name, _, _ in group:
                 p50, p99, rps = (statistics.median(r[i] for r in runs[name]) for i in range(3))
@@ -183,8 +184,8 @@ def main() -> None:
         targets = [("router", routed), *(() if based is None else (("router [baseline]", based),))]
         for c in (1, 16):
             runs_: dict[str, list[tuple[float, float, float]]] = {}
-            for _ in range(args.repeat):
-                for on in (True, False):
+            for i in range(args.repeat):
+                for on in (True, False) if i % 2 == 0 else (False, True):
                     # both routers read the one table in Redis
                     set_route(router, servers, **(shadow_route if on else {}))
                     time.sleep(0.2)
@@ -454,8 +455,8 @@ def render(
         f"- load average before / after (1, 5, 15 min): {_load(load_before)} / "
         f"{_load(load_after)} (other engineers share these two cores)",
         f"- command: `{command}` (wrk -t1, {args.duration}s per run, median of {args.repeat} "
-        "runs; the scenarios compared are interleaved run by run). wrk, the router, both "
-        "model servers and Redis share the same two cores.",
+        "runs; the scenarios compared are interleaved run by run, in reverse order every "
+        "other round). wrk, the router, both model servers and Redis share the same two cores.",
         "- model: churn v1 (hgb) stable, v2 (logreg) candidate, 12 inputs; one V2 row",
         *(
             [f"- `[baseline]` rows: a second router running the code in `{args.baseline}`"]
