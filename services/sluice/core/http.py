@@ -128,18 +128,16 @@ class RequestMiddleware:
 
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")
-        if route is None and scope.get("endpoint") is not None:
+        endpoint = scope.get("endpoint")
+        if route is None and endpoint is not None:
             # FastAPI's router puts only its own APIRoutes in scope["route"]; find a plain
-            # Starlette route (app.add_route) by the endpoint the router matched.
-            endpoint = scope["endpoint"]
-            found = self._templates.get(endpoint)
-            if found is not None:
-                return found
-            routes = getattr(scope.get("router"), "routes", ())
-            route = next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
-            path = getattr(route, "path", None)
-            if isinstance(path, str):
-                self._templates[endpoint] = path
+            # Starlette route (app.add_route) by the endpoint the router matched, once.
+            if endpoint not in self._templates:
+                routes = getattr(scope.get("router"), "routes", ())
+                found = next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
+                path = getattr(found, "path", None)
+                self._templates[endpoint] = path if isinstance(path, str) else "unmatched"
+            return self._templates[endpoint]
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else "unmatched"
 
@@ -211,6 +209,7 @@ class HotRoutes:
         rid = request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         token = ctx.request_id.set(rid)
+        status = 500
         try:
             try:
                 response = await endpoint(Request(scope, receive))
@@ -220,9 +219,10 @@ class HotRoutes:
                 log.exception("unexpected error on %s", scope["path"])
                 response = self.on_error(SluiceError("internal server error"), template)
             response.raw_headers.append((REQUEST_ID_HEADER, rid.encode()))
+            status = response.status_code
             await response(scope, receive, send)
-            self.metrics.observe(template, response.status_code, time.perf_counter() - started)
-        finally:
+        finally:  # counted like RequestMiddleware does, even when sending fails
+            self.metrics.observe(template, status, time.perf_counter() - started)
             ctx.request_id.reset(token)
 
 

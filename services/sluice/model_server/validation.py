@@ -154,10 +154,8 @@ def _fast_numeric(
     if not group:
         return {}
     matrix = np.array(values, dtype=np.float64).reshape(len(group), rows, 1)
-    if whole:
-        ints = matrix[whole] if len(whole) < len(group) else matrix
-        if (ints != np.trunc(ints)).any():
-            return {}  # a fraction in an integer feature: ``coerce`` names it
+    if whole and (matrix[whole] != np.trunc(matrix[whole])).any():
+        return {}  # a fraction in an integer feature: ``coerce`` names it
     feed = {}
     for spec, column in zip(group, matrix, strict=True):
         if spec.dtype != column.dtype:
