@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 from redis.utils import HIREDIS_AVAILABLE
 
+from sluice.core.lease import RedisLease
 from sluice.core.predlog import stream_key
 from sluice.drift_monitor.batch import RawEntry
 
@@ -166,14 +167,6 @@ redis.call('HINCRBY', KEYS[6], ARGV[2], ARGV[7])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[7], ARGV[8], ARGV[9]) end
 return 1
 """
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class StateStore(Protocol):
@@ -202,8 +195,7 @@ class RedisStateStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._commit = client.register_script(_COMMIT)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._lease = RedisLease(client)
 
     async def heartbeat(self, replica: str, ttl: float) -> int:
         """Say this replica is alive; return how many replicas are."""
@@ -215,17 +207,13 @@ class RedisStateStore:
         return int((await pipe.execute())[-1])
 
     async def acquire(self, model: str, token: str, ttl: float) -> bool:
-        return bool(
-            await self.client.set(state_key(model, "lease"), token, nx=True, px=int(ttl * 1000))
-        )
+        return await self._lease.acquire(state_key(model, "lease"), token, ttl)
 
     async def renew(self, model: str, token: str, ttl: float) -> bool:
-        return bool(
-            await self._renew(keys=[state_key(model, "lease")], args=[token, int(ttl * 1000)])
-        )
+        return await self._lease.renew(state_key(model, "lease"), token, ttl)
 
     async def release(self, model: str, token: str) -> None:
-        await self._release(keys=[state_key(model, "lease")], args=[token])
+        await self._lease.release(state_key(model, "lease"), token)
 
     async def cursors(self, model: str) -> tuple[dict[str, str], dict[str, int], dict[str, Any]]:
         pipe = self.client.pipeline(transaction=False)

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query
 from redis.exceptions import RedisError
 
 from sluice.core.errors import Unauthorized, Unavailable
-from sluice.router.backends import RoutingStore, ShadowSamples
-from sluice.router.errors import AdminDisabled, InvalidRoute, ModelNotRouted
+from sluice.core.routes import InvalidRoute, Route, RouteWriter, RoutingStore
+from sluice.router.backends import ShadowSamples
+from sluice.router.errors import AdminDisabled, ModelNotRouted
 from sluice.router.service import RouterService
-from sluice.router.table import Route, TableError, parse_route
 
 T = TypeVar("T")
 
@@ -45,6 +45,7 @@ def admin_router(
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("the admin API needs Authorization: Bearer <SLUICE_ADMIN_TOKEN>")
 
+    writer = RouteWriter(store)
     router = APIRouter(prefix="/admin/v1", dependencies=[Depends(authorize)], tags=["admin"])
 
     async def current(model: str) -> Route:
@@ -69,11 +70,7 @@ def admin_router(
         if_revision = body.pop("if_revision", None)
         if if_revision is not None and not isinstance(if_revision, int):
             raise InvalidRoute("if_revision must be an integer")
-        try:
-            route = parse_route(model, body)
-        except TableError as exc:
-            raise InvalidRoute(str(exc)) from None
-        stored = await redis(store.put(route, if_revision))
+        stored = await redis(writer.put(model, body, if_revision))
         await redis(service.watcher.reload())
         return show(stored, service.table.get(model))
 
@@ -82,7 +79,7 @@ def admin_router(
         model: str, if_revision: Annotated[int | None, Query()] = None
     ) -> dict[str, Any]:
         await current(model)
-        revision = await redis(store.delete(model, if_revision))
+        revision = await redis(writer.delete(model, if_revision))
         await redis(service.watcher.reload())
         return {"model": model, "deleted": True, "revision": revision}
 

@@ -25,6 +25,7 @@ from sluice.core.health import health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelRegistry
+from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.router.admin import admin_router
 from sluice.router.api import InferenceEndpoint, add_routes
 from sluice.router.backends import (
@@ -33,7 +34,6 @@ from sluice.router.backends import (
     HttpFeatureLookup,
     MetadataSchemas,
     PredictionLog,
-    RoutingStore,
     SchemaSource,
     ShadowSamples,
     StoreFeatureLookup,
@@ -45,7 +45,7 @@ from sluice.router.metrics import Metrics
 from sluice.router.mirror import Mirror
 from sluice.router.service import RouterService
 from sluice.router.settings import Settings
-from sluice.router.store import RedisPredictionLog, RedisRoutingStore, RedisShadowSamples
+from sluice.router.store import RedisPredictionLog, RedisShadowSamples
 
 REDIS_TIMEOUT = 2.0
 

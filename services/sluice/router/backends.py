@@ -4,7 +4,8 @@
   (bench/results/router.md): the router's own keep-alive client (``http1``) by default,
   :class:`AiohttpUpstream` as the alternative; httpx's own async transport collapses under
   concurrency (encode/httpx#3215).
-- :class:`RoutingStore`, :class:`ShadowSamples`, :class:`PredictionLog`: Redis (``store``).
+- :class:`ShadowSamples`, :class:`PredictionLog`: Redis (``store``); the routing table's
+  store is shared with the rollout controller (``sluice.core.routes``).
 - :class:`FeatureLookup`: the online store, in process through the feature store's read
   module, or over HTTP through the feature store service.
 - :class:`SchemaSource`: what each version takes, from its model server's V2 metadata and
@@ -25,7 +26,6 @@ from sluice.core import predlog
 from sluice.core.registry import ModelCard, ModelRegistry
 from sluice.feature_store.backends import OnlineStore
 from sluice.router.enrich import Found, VersionSchema
-from sluice.router.table import Route
 
 FailureReason = Literal["connect", "timeout"]
 HEADER_LENGTH = "inference-header-content-length"
@@ -62,28 +62,6 @@ class UpstreamClient(Protocol):
     ) -> Reply: ...
 
     async def close(self) -> None: ...
-
-
-class Subscription(Protocol):
-    async def wait(self, timeout: float) -> str | None:
-        """The next changed model, or None when ``timeout`` passed without one."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class RoutingStore(Protocol):
-    """The shared routing table."""
-
-    async def load(self) -> dict[str, Route]: ...
-
-    async def put(self, route: Route, if_revision: int | None = None) -> Route: ...
-
-    async def delete(self, model: str, if_revision: int | None = None) -> int: ...
-
-    async def seed(self, seeds: Mapping[str, Route]) -> None: ...
-
-    def subscribe(self) -> Subscription: ...
 
 
 class ShadowSamples(Protocol):

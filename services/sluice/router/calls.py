@@ -7,13 +7,13 @@ import time
 from collections.abc import Callable, Mapping
 
 from sluice.core.predlog import Role
+from sluice.core.routes import Route
 from sluice.router.backends import Reply, UpstreamClient, UpstreamFailure
 from sluice.router.breaker import Breaker
 from sluice.router.codec import Frame, v1_body, v2_body
 from sluice.router.enrich import VersionSchema
 from sluice.router.errors import BadGateway
 from sluice.router.metrics import Metrics
-from sluice.router.table import Route
 
 RETRY_STATUSES = frozenset((502, 503, 504))
 JSON = {"content-type": "application/json"}

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.core.routes import MissingPolicy
 from sluice.router.codec import MISSING, Frame
-from sluice.router.table import MissingPolicy
 
 PRESENT, NULL_VALUE = "PRESENT", "NULL_VALUE"
 NOT_IN_REQUEST = "NOT_IN_REQUEST"

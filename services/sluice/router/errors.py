@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from sluice.core.errors import (
-    Conflict,
     InvalidInput,
     NotFound,
     SluiceError,
     Unauthorized,
     Unavailable,
 )
-
-
-class InvalidRoute(InvalidInput):
-    """A routing change the table refuses; the table is unchanged."""
-
-    code = "invalid_route"
-
-
-class RevisionConflict(Conflict):
-    """The route changed since the caller read it (``if_revision`` did not match)."""
-
-    code = "revision_conflict"
 
 
 class ModelNotRouted(NotFound):
@@ -79,12 +66,10 @@ __all__ = [
     "AdminDisabled",
     "BadGateway",
     "GatewayTimeout",
-    "InvalidRoute",
     "LookupUnavailable",
     "MissingFeature",
     "ModelNotRouted",
     "RateLimited",
-    "RevisionConflict",
     "Unauthorized",
     "Unavailable",
     "VersionNotRouted",

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sluice.core.predlog import PredictionRecord
+from sluice.core.routes import Route
 from sluice.router.backends import PredictionLog, ShadowSamples, UpstreamFailure
 from sluice.router.calls import Upstreams, UpstreamStatus
 from sluice.router.codec import CodecError, Frame, concat, read_answer
 from sluice.router.compare import Answer, Comparison, MismatchError, compare
 from sluice.router.enrich import VersionSchema
 from sluice.router.metrics import Metrics
-from sluice.router.table import Route
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from sluice.core.errors import Unavailable
+from sluice.core.routes import Route
 from sluice.router.backends import SchemaSource, UpstreamFailure
 from sluice.router.enrich import VersionSchema
-from sluice.router.table import Route
 
 
 class SchemaCache:

@@ -18,12 +18,12 @@ import orjson
 
 from sluice.core.errors import InvalidInput, PayloadTooLarge, Unavailable
 from sluice.core.predlog import PredictionRecord
+from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
 from sluice.router.backends import (
     HEADER_LENGTH,
     FeatureLookup,
     PredictionLog,
     Reply,
-    RoutingStore,
     SchemaSource,
     UpstreamFailure,
 )
@@ -44,7 +44,6 @@ from sluice.router.mirror import Mirror, ShadowJob
 from sluice.router.schemas import SchemaCache
 from sluice.router.settings import Settings
 from sluice.router.split import Decision, bucket, decide
-from sluice.router.table import Route, RoutingTable, parse_route
 from sluice.router.watch import TableWatcher
 
 log = logging.getLogger(__name__)

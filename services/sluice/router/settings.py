@@ -16,8 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from sluice.core.routes import TableError, parse_route
 from sluice.core.settings import RedisSettings, ServiceSettings
-from sluice.router.table import TableError, parse_route
 
 ENV_PREFIX = "SLUICE_ROUTER_"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sluice.router.table import Route
+from sluice.core.routes import Route
 
 BUCKETS = 10_000
 

@@ -1,12 +1,7 @@
-"""What the router keeps in Redis: the routing table, shadow disagreements, the prediction
-log. The protocols are in ``backends``; these are their Redis implementations.
+"""What the router keeps in Redis besides the routing table (``sluice.core.routes``):
+shadow disagreements and the prediction log. The protocols are in ``backends``; these are
+their Redis implementations.
 
-Keys (the ``{router}`` hash tag keeps the table on one Redis Cluster shard, so the Lua
-script that changes it is atomic):
-
-- ``sluice:router:{router}:routes``     hash model -> route JSON (without revision)
-- ``sluice:router:{router}:revisions``  hash model -> revision (kept across deletes)
-- ``sluice:router:changes``             pub/sub channel, message = the changed model
 - ``sluice:shadow:{<model>}:diffs``      list of the newest disagreements (JSON)
 - ``sluice:predlog:{<model>}``           the prediction-log stream (sluice.core.predlog)
 """
@@ -17,7 +12,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -25,129 +20,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from sluice.core import predlog
-from sluice.router.errors import RevisionConflict
-from sluice.router.table import Route, TableError, check_route, merge_upstreams
 
 log = logging.getLogger(__name__)
-
-ROUTES = "sluice:router:{router}:routes"
-REVISIONS = "sluice:router:{router}:revisions"
-CHANNEL = "sluice:router:changes"
-
-# KEYS: routes, revisions. ARGV: model, route JSON ("" deletes), expected revision ("" any),
-# channel. Returns {new revision, previous revision}; {-1, current} on a revision mismatch.
-_PUT = """
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= cur then return {-1, cur} end
-local rev = cur + 1
-redis.call('HSET', KEYS[2], ARGV[1], rev)
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
-else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-return {rev, cur}
-"""
 
 
 def diffs_key(model: str) -> str:
     return f"sluice:shadow:{{{model}}}:diffs"
-
-
-class RedisRoutingStore:
-    """The routing table in Redis: atomic revisioned changes, announced on pub/sub."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.redis = client
-        self._put = client.register_script(_PUT)
-
-    async def load(self) -> dict[str, Route]:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(ROUTES)
-            pipe.hgetall(REVISIONS)
-            raw, revisions = await pipe.execute()
-        routes: dict[str, Route] = {}
-        for key, value in raw.items():
-            model = key.decode()
-            try:
-                route = Route.model_validate_json(value)
-                route = check_route(route).model_copy(
-                    update={"revision": int(revisions.get(key, 0))}
-                )
-            except (ValueError, TableError) as exc:
-                log.error("ignoring the broken route of %r in Redis: %s", model, exc)
-                continue
-            routes[model] = route
-        return routes
-
-    async def put(self, route: Route, if_revision: int | None = None) -> Route:
-        """Store ``route`` (already checked) as the next revision; announce it."""
-        stamped = route.model_copy(update={"updated_at": time.time(), "revision": 0})
-        body = stamped.model_dump_json(exclude={"revision"})
-        rev = await self._run(route.model, body, if_revision)
-        return stamped.model_copy(update={"revision": rev})
-
-    async def delete(self, model: str, if_revision: int | None = None) -> int:
-        return await self._run(model, "", if_revision)
-
-    async def _run(self, model: str, body: str, if_revision: int | None) -> int:
-        expected = "" if if_revision is None else str(if_revision)
-        rev, cur = await self._put(keys=[ROUTES, REVISIONS], args=[model, body, expected, CHANNEL])
-        if int(rev) < 0:
-            raise RevisionConflict(
-                f"the route of {model!r} is at revision {cur}, not {if_revision}; "
-                "read it again and retry"
-            )
-        return int(rev)
-
-    async def seed(self, seeds: Mapping[str, Route]) -> None:
-        """Start-up: add the routes from settings that Redis lacks; add new versions to the
-        ones it has (their policy, set by an operator, is kept)."""
-        for _ in range(5):
-            current = await self.load()
-            try:
-                for model, seeded in seeds.items():
-                    now = current.get(model)
-                    if now is None:
-                        await self.put(seeded, if_revision=await self._revision(model))
-                    elif (merged := merge_upstreams(now, seeded)) is not now:
-                        await self.put(merged, if_revision=now.revision)
-                return
-            except RevisionConflict:
-                continue  # another replica seeded meanwhile: read again
-        raise RevisionConflict("could not seed the routing table: it kept changing")
-
-    async def _revision(self, model: str) -> int:
-        value = await self.redis.hget(REVISIONS, model)
-        return int(value or 0)
-
-    def subscribe(self) -> RedisSubscription:
-        return RedisSubscription(self.redis)
-
-
-class RedisSubscription:
-    """Change announcements for the routing table."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._started = False
-
-    async def wait(self, timeout: float) -> str | None:
-        """The next changed model, or None after ``timeout`` seconds without one."""
-        if not self._started:
-            await self._pubsub.subscribe(CHANNEL)
-            self._started = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            # None also for a (skipped) subscribe confirmation: wait out the rest
-            message = await self._pubsub.get_message(timeout=max(0.0, deadline - loop.time()))
-            if message is not None:
-                data = message.get("data")
-                return data.decode() if isinstance(data, bytes) else str(data)
-            if loop.time() >= deadline:
-                return None
-
-    async def close(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 class RedisShadowSamples:

@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
 
-from sluice.router.backends import RoutingStore
-from sluice.router.table import Route
+from sluice.core.routes import Route, RoutingStore
 
 log = logging.getLogger(__name__)
 

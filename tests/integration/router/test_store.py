@@ -13,9 +13,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sluice.core.predlog import PredictionRecord, decode, stream_key
-from sluice.router.errors import RevisionConflict
-from sluice.router.store import RedisPredictionLog, RedisRoutingStore, RedisShadowSamples
-from sluice.router.table import parse_route
+from sluice.core.routes import RedisRoutingStore, RevisionConflict, parse_route
+from sluice.router.store import RedisPredictionLog, RedisShadowSamples
 from tests.support.procs import free_port
 
 V1 = {"upstreams": {"v1": "http://127.0.0.1:9001"}, "stable": "v1"}

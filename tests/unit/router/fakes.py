@@ -10,10 +10,9 @@ from typing import Any
 import orjson
 
 from sluice.core.predlog import PredictionRecord
+from sluice.core.routes import RevisionConflict, Route
 from sluice.router.backends import Reply, UpstreamFailure
 from sluice.router.enrich import Found
-from sluice.router.errors import RevisionConflict
-from sluice.router.table import Route
 
 Row = Mapping[str, Any]
 

@@ -7,11 +7,12 @@ from types import ModuleType
 
 import pytest
 
-from sluice.router import breaker, codec, compare, enrich, ratelimit, split, table
+from sluice.core import routes
+from sluice.router import breaker, codec, compare, enrich, ratelimit, split
 
 
 @pytest.mark.parametrize(
-    "module", [breaker, codec, compare, enrich, ratelimit, split, table], ids=lambda m: m.__name__
+    "module", [breaker, codec, compare, enrich, ratelimit, split, routes], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from sluice.core.routes import Route
 from sluice.router.split import BUCKETS, Decision, bucket, decide, in_canary, mirrored
-from sluice.router.table import Route
 
 KEYS = [f"customer-{i}" for i in range(10_000)]
 

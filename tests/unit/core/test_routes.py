@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from sluice.router.table import Route, RoutingTable, TableError, merge_upstreams, parse_route
+from sluice.core.routes import Route, RoutingTable, TableError, merge_upstreams, parse_route
 
 UP = {"v1": {"urls": ["http://a:8000/"]}, "v2": "http://b:8000"}
 
