@@ -12,6 +12,8 @@ from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
 from sluice.feature_store.cli import serve as serve_feature_store
 from sluice.model_server.cli import serve as serve_model_server
+from sluice.rollout.cli import rollout_app
+from sluice.rollout.cli import serve as serve_rollout_controller
 from sluice.router.cli import route_app, shadow_app
 from sluice.router.cli import serve as serve_router
 from sluice.trainer.cli import data_app, models_app, train
@@ -35,6 +37,8 @@ serve.command("router")(serve_router)
 app.add_typer(route_app, name="route")
 app.add_typer(shadow_app, name="shadow")
 serve.command("drift-monitor")(serve_drift_monitor)
+serve.command("rollout-controller")(serve_rollout_controller)
+app.add_typer(rollout_app, name="rollout")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelRegistry
 from sluice.core.routes import RedisRoutingStore, RoutingStore
+from sluice.core.tally import RedisTallyWriter, Tally
 from sluice.router.admin import admin_router
 from sluice.router.api import InferenceEndpoint, add_routes
 from sluice.router.backends import (
@@ -115,11 +116,13 @@ def create_app(
         breaker_failures=settings.breaker_failures,
         breaker_cooldown=settings.breaker_cooldown_seconds,
     )
+    tally = Tally()
     mirror = Mirror(
         upstreams,
         metrics,
         samples,
         predlog,
+        tally=tally,
         size=settings.shadow_queue_size,
         concurrency=settings.shadow_concurrency,
         batch_rows=settings.shadow_batch_rows,
@@ -134,15 +137,30 @@ def create_app(
         lookup=lookup,
         predlog=predlog,
         mirror=mirror,
+        tally=tally,
+    )
+    writer = (
+        RedisTallyWriter(
+            redis,
+            tally,
+            interval=settings.tally_flush_seconds,
+            retention=settings.tally_retention_seconds,
+        )
+        if redis is not None
+        else None
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        if writer is not None:
+            writer.start()
         try:
             yield
         finally:
             await service.stop()
+            if writer is not None:
+                await writer.close()
             if lookup is not None:
                 await lookup.close()
             await client.close()

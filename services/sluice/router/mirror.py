@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sluice.core.predlog import PredictionRecord
 from sluice.core.routes import Route
+from sluice.core.tally import Tally
 from sluice.router.backends import PredictionLog, ShadowSamples, UpstreamFailure
 from sluice.router.calls import Upstreams, UpstreamStatus
 from sluice.router.codec import CodecError, Frame, concat, read_answer
@@ -68,9 +69,11 @@ class Mirror:
         *,
         size: int,
         concurrency: int,
+        tally: Tally,
         batch_rows: int = 1,
         linger: float = 0.0,
     ) -> None:
+        self.tally = tally
         self.upstreams = upstreams
         self.metrics = metrics
         self.samples = samples
@@ -164,12 +167,16 @@ class Mirror:
         except (UpstreamFailure, UpstreamStatus, CodecError, MismatchError) as exc:
             reason = _reason(exc)
             self.metrics.child(self.metrics.shadow_errors, *pair, reason).inc(len(jobs))
+            self.tally.shadow_failed(model, job.candidate, frame.rows)
             extra = {"role": "shadow", "model": model, "version": job.candidate}
             log.warning("shadow call failed: %s", exc, extra=extra)
             return None
         for one, theirs, result in results:
             self.metrics.compared(
                 pair, result.agreed, result.rows, result.abs_diffs, result.latency_delta
+            )
+            self.tally.shadow(
+                model, one.candidate, result.rows, result.agreed, sum(result.abs_diffs)
             )
             record = PredictionRecord(
                 one.request_id,

@@ -19,6 +19,7 @@ import orjson
 from sluice.core.errors import InvalidInput, PayloadTooLarge, Unavailable
 from sluice.core.predlog import PredictionRecord
 from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
+from sluice.core.tally import Tally
 from sluice.router.backends import (
     HEADER_LENGTH,
     FeatureLookup,
@@ -77,8 +78,10 @@ class RouterService:
         lookup: FeatureLookup | None,
         predlog: PredictionLog,
         mirror: Mirror,
+        tally: Tally,
     ) -> None:
         self.settings = settings
+        self.tally = tally
         self.metrics = metrics
         self.upstreams = upstreams
         self.lookup = lookup
@@ -146,11 +149,15 @@ class RouterService:
                 )
                 break
             except (UpstreamFailure, UpstreamStatus) as exc:
+                self.tally.failed(route.model, version)
                 if fallback is None or version == fallback:
                     return _gateway_reply(route.model, version, exc), version
                 self.metrics.child(self.metrics.fallbacks, route.model, version).inc()
-        if reply.status == 200:
+        if reply.status != 200:
+            self.tally.client_error(route.model, version)
+        else:
             answer = self._log(req, frame, version, schemas[version], reply, seconds)
+            self.tally.answered(route.model, version, seconds, answer.scores if answer else ())
             if shadow is not None and answer is not None:
                 candidate, theirs = shadow
                 job = ShadowJob(
@@ -205,6 +212,7 @@ class RouterService:
         """Count a candidate that stable had to stand in for; ``reason`` as in the metric."""
         if reason == "metadata":
             self.upstreams.record(model, version, ok=False)
+        self.tally.failed(model, version)
         self.metrics.failed(model, version, "primary", reason)
         self.metrics.child(self.metrics.fallbacks, model, version).inc()
 
@@ -276,11 +284,16 @@ class RouterService:
                 break
             path = f"/v2/models/{route.model}/versions/{version}/infer"
             try:
-                reply, _ = await self.upstreams.send(
+                reply, seconds = await self.upstreams.send(
                     route, version, path, req.body, "primary", headers
                 )
+                if reply.status == 200:
+                    self.tally.answered(route.model, version, seconds, ())
+                else:
+                    self.tally.client_error(route.model, version)
                 return reply, version
             except (UpstreamFailure, UpstreamStatus) as exc:
+                self.tally.failed(route.model, version)
                 if decision.fallback is None or version == decision.fallback:
                     return _gateway_reply(route.model, version, exc), version
                 self.metrics.child(self.metrics.fallbacks, route.model, version).inc()

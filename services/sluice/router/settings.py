@@ -141,6 +141,14 @@ class Settings(ServiceSettings, RedisSettings):
     predlog_linger_seconds: float = Field(default=0.01, ge=0, le=1)
     """How long the writer waits to gather a batch (records reach Redis this much later)."""
 
+    tally_flush_seconds: float = Field(default=0.2, gt=0, le=5)
+    """How often this router adds its traffic tallies (per version and second: calls,
+    failures, latency, shadow agreement) to Redis, where the rollout controller sums every
+    replica's. The controller reads a window this much (plus its settle time) late."""
+
+    tally_retention_seconds: int = Field(default=3600, ge=60)
+    """How long each second's tallies stay in Redis: the longest analysis window."""
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
