@@ -98,7 +98,7 @@ def arm(builtin: str, counts: Counts) -> Arm:
     """One version's samples for the sequential comparison of ``builtin``.
 
     >>> arm("errorRate", {"n": 100, "err": 3})
-    Arm(n=100.0, total=3.0, squares=3.0)
+    Arm(n=100, total=3, squares=3)
     """
     if builtin == "errorRate":
         return Arm.proportion(counts.get("err", 0.0), counts.get("n", 0.0))

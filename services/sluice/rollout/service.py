@@ -287,7 +287,8 @@ class RolloutController:
         verdict = judge.threshold(condition, fig.value, fig.samples, minimum)
         message = fig.note
         if verdict == "inconclusive" and not message:
-            message = "no value" if fig.value is None else f"{fig.samples} samples, need {minimum}"
+            short = fig.samples < minimum
+            message = f"{fig.samples} samples, need {minimum}" if short else "no value"
         return MetricStatus(name=metric.name, value=fig.value, condition=condition,
                             verdict=verdict, samples=fig.samples, message=message)  # fmt: skip
 
