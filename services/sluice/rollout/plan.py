@@ -19,8 +19,8 @@ Aborted            stable alone, no mode: candidate weight 0 and mirror 0 in one
 A step is left only on evidence: with an analysis configured, a timed pause ends when its
 time is up *and* the latest check passed; the last step promotes only after a passing
 check. Checks that cannot decide (too few samples, no data) never move a rollout forward
-and never abort it; ``inconclusiveLimit`` of them in a row stop it as ``Inconclusive``
-for a person.
+and never abort it: the rollout is ``Inconclusive`` (it holds its step and keeps checking)
+until a check decides, and ``inconclusiveLimit`` of them in a row pause it for a person.
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ class Outcome:
         if changed:
             entry = Transition(at=now, phase=phase, step=st.step, reason=reason, message=message)
             st.history = [*st.history, entry][-HISTORY:]
-            kind = "Warning" if phase in ("Aborted", "Degraded", "Inconclusive") else "Normal"
+            kind = (
+                "Warning"
+                if phase in ("Aborted", "Degraded") or reason == "TooLittleEvidence"
+                else "Normal"
+            )
             self.events.append((kind, reason, message))
 
     def note(self, reason: str, message: str) -> None:
@@ -90,9 +94,10 @@ def active_analysis(spec: Spec, status: Status) -> tuple[Analysis | None, int]:
 
 
 def check_due(spec: Spec, status: Status, now: float) -> bool:
-    """Whether a check should run now: the rollout is progressing, an analysis applies
-    and its interval has passed since the last check."""
-    if status.phase != "Progressing":
+    """Whether a check should run now: the rollout is progressing (or holding on an
+    inconclusive check), an analysis applies and its interval has passed since the last
+    check."""
+    if status.phase not in ("Progressing", "Inconclusive"):
         return False
     analysis, _ = active_analysis(spec, status)
     return analysis is not None and now >= status.last_check_at + analysis.interval
@@ -136,12 +141,14 @@ def desired_route(spec: Spec, status: Status, current: Route) -> Route:
 
 
 def after_check(spec: Spec, status: Status, verdict: Verdict, now: float) -> Outcome:
-    """Count a finished check; abort or stop as Inconclusive when a limit is reached."""
+    """Count a finished check; abort or pause when a limit is reached."""
     out = Outcome(status)
     analysis, _ = active_analysis(spec, status)
     assert analysis is not None
     status.checks += 1
     status.last_check_at = now
+    if verdict != "inconclusive" and status.phase == "Inconclusive":
+        out.move(now, "Progressing", "CheckDecided", f"a check {verdict}ed again")
     if verdict == "pass":
         status.passes += 1
         status.inconclusives = 0
@@ -167,12 +174,16 @@ def after_check(spec: Spec, status: Status, verdict: Verdict, now: float) -> Out
     else:
         status.inconclusives += 1
         status.passes = 0
+        why = "; ".join(f"{m.name}: {m.message}" for m in status.metrics
+                        if m.verdict == "inconclusive")  # fmt: skip
         if status.inconclusives >= analysis.inconclusive_limit:
-            why = "; ".join(f"{m.name}: {m.message}" for m in status.metrics
-                            if m.verdict == "inconclusive")  # fmt: skip
-            out.move(now, "Inconclusive", "TooLittleEvidence",
-                     f"{status.inconclusives} inconclusive checks in a row, waiting for a "
-                     f"person (retry, promote or abort): {why}")  # fmt: skip
+            _pause(out, status, now, "TooLittleEvidence",
+                   f"{status.inconclusives} inconclusive checks in a row, waiting for a "
+                   f"person (resume, promote or abort): {why}")  # fmt: skip
+        else:
+            out.move(now, "Inconclusive", "CheckInconclusive",
+                     f"holding step {status.step}: check {status.inconclusives} of "
+                     f"{analysis.inconclusive_limit} inconclusive: {why}")  # fmt: skip
     return out
 
 
@@ -272,11 +283,11 @@ def act(spec: Spec, status: Status, action: Action, now: float) -> Outcome:
         else:
             out.move(now, "Aborted", "AbortedByUser", f"aborted by a person; {spec.stable} serves")
     elif name == "retry":
-        if st.phase in ("Aborted", "Inconclusive", "Degraded") or (
-            st.phase == "Paused" and st.paused_reason == "RouteChangedByHand"
+        if st.phase in ("Aborted", "Degraded") or (
+            st.phase == "Paused" and st.paused_reason in ("RouteChangedByHand", "TooLittleEvidence")
         ):
             return start(spec, st, st.observed_generation, now)
-        out.note("ActionRefused", f"retry: only an aborted or stopped rollout ({st.phase})")
+        out.note("ActionRefused", f"retry: only an aborted or stuck rollout ({st.phase})")
     elif name == "pause":
         if st.phase in ("Progressing", "Inconclusive"):
             _pause(out, st, now, "PausedByUser", "paused by a person")

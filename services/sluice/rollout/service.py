@@ -36,6 +36,7 @@ from sluice.rollout.resource import (
 )
 
 log = logging.getLogger(__name__)
+ACTIVE = ("Progressing", "Inconclusive")
 
 
 class RolloutController:
@@ -144,7 +145,7 @@ class RolloutController:
                 take(plan.act(spec, st, action, now))
                 if st.phase == "Progressing" and route is not None:
                     st.route_revision = route.revision  # a person took the wheel back
-            if spec.paused and st.phase == "Progressing":
+            if spec.paused and st.phase in ACTIVE:
                 out = plan.Outcome(st)
                 out.move(now, "Paused", "PausedBySpec", "spec.paused is true")
                 st.paused_reason = "PausedBySpec"
@@ -153,7 +154,7 @@ class RolloutController:
                 out = plan.Outcome(st)
                 out.move(now, "Progressing", "Resumed", "spec.paused is false again")
                 take(out)
-            if st.phase in ("Progressing", "Paused") and route is not None:
+            if st.phase in (*ACTIVE, "Paused") and route is not None:
                 moved = plan.route_moved(st, route, plan.desired_route(spec, st, route))
                 if moved and st.paused_reason != "RouteChangedByHand":
                     out = plan.Outcome(st)

@@ -47,6 +47,7 @@ class FakeEvidence:
         self.per_second: dict[str, dict[str, float]] = {}
         self.drift_answer: dict[str, Any] = {}
         self.values: dict[str, float | None] = {}
+        self.asked: list[tuple[Any, ...]] = []
 
     def serve(self, version: str, n: int, err: int = 0, ms: float = 5.0, **more: float) -> None:
         ok = n - err
@@ -57,16 +58,20 @@ class FakeEvidence:
         }  # fmt: skip
 
     async def tallies(self, model: str, start: float, end: float) -> dict[str, dict[str, float]]:
+        self.asked.append(("tallies", model))
         seconds = max(0, int(end) - int(start))
         return {v: {k: x * seconds for k, x in c.items()} for v, c in self.per_second.items()}
 
     async def drift(self, model: str, candidate: str, stable: str) -> dict[str, Any]:
+        self.asked.append(("drift", model, candidate, stable))
         return self.drift_answer
 
     async def prometheus(self, address: str, query: str) -> float | None:
+        self.asked.append(("prometheus", address))
         return self.values.get(query)
 
     async def web(
         self, url: str, path: str, headers: dict[str, str], timeout: float
     ) -> float | None:
+        self.asked.append(("web", path, headers, timeout))
         return self.values.get(url)

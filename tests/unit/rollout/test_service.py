@@ -50,9 +50,11 @@ async def test_a_raised_error_rate_aborts_after_failure_limit_checks(harness: Ha
 async def test_no_traffic_is_inconclusive_then_stops_and_never_promotes(
     harness: Harness,
 ) -> None:
+    await harness.run(15)
+    assert harness.status().phase == "Inconclusive"  # holding, still checking
     await harness.run(200)
     st = harness.status()
-    assert st.phase == "Inconclusive"
+    assert (st.phase, st.paused_reason) == ("Paused", "TooLittleEvidence")
     assert "0 samples, need 200" in st.message
     assert (await harness.route()).stable == "v1"
     assert "Promoted" not in [t.phase for t in st.history]
@@ -67,9 +69,10 @@ async def test_traffic_that_vanishes_mid_rollout_holds_the_step(harness: Harness
     harness.evidence.per_second.clear()
     step = harness.status().step
     await harness.run(25)
-    assert harness.status().step == step and harness.status().phase == "Progressing"
+    assert harness.status().step == step and harness.status().phase == "Inconclusive"
     await harness.run(30)
-    assert harness.status().phase == "Inconclusive"
+    assert harness.status().phase == "Paused"
+    assert harness.status().step == step
 
 
 @synchronously

@@ -135,4 +135,4 @@ async def test_a_difference_inside_the_margin_on_little_traffic_stays_inconclusi
     h.evidence.serve("v1", 3, err=0)
     h.evidence.serve("v2", 3, err=0)
     await h.run(18)
-    assert h.status().phase == "Inconclusive"
+    assert (h.status().phase, h.status().paused_reason) == ("Paused", "TooLittleEvidence")
