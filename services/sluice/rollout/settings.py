@@ -48,11 +48,11 @@ class Settings(ServiceSettings, RedisSettings):
     identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """This replica's name in the lease."""
 
-    tick_seconds: float = Field(default=0.5, gt=0, le=10)
+    tick_seconds: float = Field(default=0.25, gt=0, le=10)
     """How often the leader looks at every rollout (a check runs only when its interval
     has passed)."""
 
-    settle_seconds: float = Field(default=0.6, ge=0, le=30)
+    settle_seconds: float = Field(default=0.5, ge=0, le=30)
     """A check's window ends this long before now: the routers write their tallies every
     ``SLUICE_ROUTER_TALLY_FLUSH_SECONDS``, so the last moment is not complete yet."""
 
