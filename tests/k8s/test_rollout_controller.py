@@ -325,3 +325,26 @@ def test_kubectl_sluice_abort_sends_every_request_back_to_stable(
             )
 
     asyncio.run(scenario())
+
+
+def test_a_retried_rollout_is_judged_on_new_evidence_only(
+    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str,
+    plugin: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:  # fmt: skip
+    evidence = ChosenTallies({"churn": {"v1": HEALTHY, "v2": FAILING}})
+
+    async def scenario() -> None:
+        async with harness(api_client, namespace, redis_url, evidence) as h:
+            await h.seed("churn")
+            h.create(rollout("churn-canary", "churn", ANALYSED_STEPS, analysis=ANALYSIS))
+            await h.until(h.phase_is("churn-canary", "Aborted"), "aborted")
+
+            evidence.per_second["churn"]["v2"] = HEALTHY  # the candidate was fixed
+            done = plugin("retry", "churn-canary", "-n", namespace)
+            assert done.returncode == 0, done.stderr
+            await h.until(h.phase_is("churn-canary", "Promoted", "Aborted"), "finished again")
+            status = h.status("churn-canary")
+            assert status["phase"] == "Promoted", status["message"]
+            assert (await h.route("churn")).stable == "v2"
+
+    asyncio.run(scenario())
