@@ -348,3 +348,40 @@ def test_a_retried_rollout_is_judged_on_new_evidence_only(
             assert (await h.route("churn")).stable == "v2"
 
     asyncio.run(scenario())
+
+
+def test_kubectl_sluice_says_in_one_line_what_stops_it(
+    crd: str, namespace: str, kubectl: KubeTool, kube_config: Path, tmp_path: Path,
+    plugin: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:  # fmt: skip
+    kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "rollouts" / "canary.yaml"))
+
+    missing = plugin("promote", "churn-typo", "-n", namespace)
+    assert missing.returncode == 1
+    expected = f'error: modelrollout "churn-typo" not found in namespace "{namespace}"\n'
+    assert missing.stderr == expected
+
+    # a user who may look at rollouts but not steer them
+    kubectl("create", "serviceaccount", "viewer", "-n", namespace)
+    kubectl("create", "role", "rollout-viewer", "-n", namespace, "--verb=get,list",
+            f"--resource={PLURAL}.{GROUP}")  # fmt: skip
+    kubectl("create", "rolebinding", "rollout-viewer", "-n", namespace,
+            "--role=rollout-viewer", f"--serviceaccount={namespace}:viewer")  # fmt: skip
+    token = kubectl("create", "token", "viewer", "-n", namespace).stdout.strip()
+    config = yaml.safe_load(kube_config.read_text())
+    config["users"] = [{"name": config["users"][0]["name"], "user": {"token": token}}]
+    viewer = tmp_path / "viewer.kubeconfig"
+    viewer.write_text(yaml.safe_dump(config))
+
+    def as_viewer(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(PLUGIN), *args, "-n", namespace, "--kubeconfig", str(viewer)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    listed = as_viewer("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "churn-canary" in listed.stdout
+    refused = as_viewer("pause", "churn-canary")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: forbidden: ")
+    assert refused.stderr.count("\n") == 1
+    assert f'cannot patch resource "{PLURAL}"' in refused.stderr
