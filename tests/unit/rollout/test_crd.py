@@ -9,7 +9,7 @@ checked by the k8s tier against a real API server.
 
 from __future__ import annotations
 
-import copy
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +26,8 @@ from sluice.rollout.resource import GROUP, KIND, PLURAL, VERSION, RolloutError, 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = ROOT / "charts" / "sluice" / "crds" / "modelrollouts.yaml"
 EXAMPLES = sorted((ROOT / "examples" / "rollouts").glob("*.yaml"))
+DOCS = ROOT / "docs" / "rollouts.md"
+FENCED_YAML = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def load_crd() -> dict[str, Any]:
@@ -47,7 +49,12 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
 
 
 def example_docs() -> list[dict[str, Any]]:
-    return [d for f in EXAMPLES for d in yaml.safe_load_all(f.read_text()) if d is not None]
+    """The ModelRollouts of examples/rollouts/*.yaml and of docs/rollouts.md's yaml blocks."""
+    texts = [f.read_text() for f in EXAMPLES]
+    if DOCS.exists():
+        texts += FENCED_YAML.findall(DOCS.read_text())
+    docs = [d for text in texts for d in yaml.safe_load_all(text)]
+    return [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
 
 
 def test_the_crd_names_the_resource() -> None:
@@ -71,7 +78,7 @@ def test_the_crd_names_the_resource() -> None:
 
 
 def test_there_are_examples_of_every_strategy() -> None:
-    strategies = {next(iter(d["spec"]["strategy"])) for d in example_docs()}
+    strategies = {s for d in example_docs() for s in d["spec"]["strategy"]}
     assert strategies == {"canary", "blueGreen", "shadow"}
 
 
@@ -82,8 +89,11 @@ def test_every_example_passes_the_schema_and_the_controller(doc: dict[str, Any])
 
 
 def _canary() -> dict[str, Any]:
-    (doc,) = [d for d in example_docs() if "canary" in d["spec"]["strategy"]]
-    return copy.deepcopy(doc)
+    """A fresh copy of examples/rollouts/canary.yaml, to break."""
+    doc: dict[str, Any] = yaml.safe_load(
+        (ROOT / "examples" / "rollouts" / "canary.yaml").read_text()
+    )
+    return doc
 
 
 def _metric(**given: Any) -> dict[str, Any]:
