@@ -19,7 +19,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from sluice.core.routes import RedisRoutingStore, Route, parse_route
 from sluice.core.tally import Counts
+from sluice.rollout import kube
 from sluice.rollout.kube import KubeLeader, KubeRolloutSource
 from sluice.rollout.metrics import Metrics
 from sluice.rollout.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
@@ -385,3 +388,24 @@ def test_kubectl_sluice_says_in_one_line_what_stops_it(
     assert refused.stderr.startswith("error: forbidden: ")
     assert refused.stderr.count("\n") == 1
     assert f'cannot patch resource "{PLURAL}"' in refused.stderr
+
+
+def test_a_lease_taken_and_renewed_at_a_whole_second_is_accepted(
+    api_client: client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class WholeSeconds(datetime):
+        """The clock of a replica that happens to look at a whole second."""
+
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz).replace(microsecond=0)
+
+    monkeypatch.setattr(kube, "dt", SimpleNamespace(datetime=WholeSeconds, UTC=UTC))
+
+    async def take_and_renew() -> tuple[bool, bool]:
+        leader = KubeLeader(api_client, namespace, LEASE, "controller-a", ttl=15)
+        return await leader.acquire(), await leader.acquire()
+
+    assert asyncio.run(take_and_renew()) == (True, True)
+    lease = client.CoordinationV1Api(api_client).read_namespaced_lease(LEASE, namespace)
+    assert lease.spec.holder_identity == "controller-a"

@@ -48,7 +48,10 @@ def api_client(kubeconfig: Path | None) -> k8s.ApiClient:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now, never at a whole second: the API server reads a Lease's MicroTime fields with
+    exactly six fractional digits, which isoformat() leaves out at microsecond 0."""
+    now = dt.datetime.now(dt.UTC)
+    return now if now.microsecond else now.replace(microsecond=1)
 
 
 class KubeRolloutSource:
