@@ -409,3 +409,48 @@ def test_a_lease_taken_and_renewed_at_a_whole_second_is_accepted(
     assert asyncio.run(take_and_renew()) == (True, True)
     lease = client.CoordinationV1Api(api_client).read_namespaced_lease(LEASE, namespace)
     assert lease.spec.holder_identity == "controller-a"
+
+
+def test_pause_resume_set_weight_and_spec_paused_steer_a_canary(
+    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str,
+    plugin: Callable[..., subprocess.CompletedProcess[str]], kubectl: KubeTool,
+) -> None:  # fmt: skip
+    steps = [{"setWeight": 10}, {"pause": {"duration": "1h"}}, {"setWeight": 50}]
+
+    async def scenario() -> None:
+        async with harness(api_client, namespace, redis_url, ChosenTallies({})) as h:
+            await h.seed("churn")
+            h.create(rollout("churn-canary", "churn", steps))
+            await h.until(lambda: h.status("churn-canary").get("step") == 1, "at the pause")
+
+            def act(*args: str) -> None:
+                done = plugin(*args, "churn-canary", "-n", namespace)
+                assert done.returncode == 0, done.stderr
+
+            act("pause")
+            await h.until(h.phase_is("churn-canary", "Paused"), "paused")
+            act("resume")
+            await h.until(h.phase_is("churn-canary", "Progressing"), "resumed")
+            assert h.status("churn-canary")["step"] == 1  # the timed pause still holds it
+
+            done = plugin("set-weight", "churn-canary", "40", "-n", namespace)
+            assert done.returncode == 0, done.stderr
+            await h.until(h.phase_is("churn-canary", "Paused"), "paused at a hand-set weight")
+            assert (await h.route("churn")).weight == 40
+
+            act("resume")  # one action at a time: the annotation holds the newest only
+            await h.until(h.phase_is("churn-canary", "Progressing"), "resumed")
+            paused = json.dumps({"spec": {"paused": True}})
+            kubectl("patch", "mro", "churn-canary", "-n", namespace, "--type=merge", "-p", paused)
+            await h.until(h.phase_is("churn-canary", "Paused"), "paused by spec.paused")
+            assert h.status("churn-canary")["pausedReason"] == "PausedBySpec"
+            going = json.dumps({"spec": {"paused": False}})
+            kubectl("patch", "mro", "churn-canary", "-n", namespace, "--type=merge", "-p", going)
+            await h.until(h.phase_is("churn-canary", "Progressing"), "going again")
+
+            act("promote")
+            await h.until(h.phase_is("churn-canary", "Promoted"), "promoted")
+            route = await h.route("churn")
+            assert (route.stable, route.candidate, route.mode) == ("v2", None, None)
+
+    asyncio.run(scenario())
