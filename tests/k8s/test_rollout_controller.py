@@ -454,3 +454,63 @@ def test_pause_resume_set_weight_and_spec_paused_steer_a_canary(
             assert (route.stable, route.candidate, route.mode) == ("v2", None, None)
 
     asyncio.run(scenario())
+
+
+def test_a_blue_green_rollout_waits_in_preview_and_switches_on_promote(
+    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str,
+    plugin: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:  # fmt: skip
+    doc = rollout("churn-bg", "churn", [], analysis=ANALYSIS)
+    doc["spec"]["strategy"] = {"blueGreen": {
+        "prePromotionAnalysis": {"checks": 2}, "postPromotionAnalysis": {},
+        "scaleDownDelay": "5s",
+    }}  # fmt: skip
+    evidence = ChosenTallies({"churn": {"v1": HEALTHY, "v2": HEALTHY}})
+
+    async def scenario() -> None:
+        async with harness(api_client, namespace, redis_url, evidence) as h:
+            await h.seed("churn")
+            h.create(doc)
+            await h.until(h.phase_is("churn-bg", "Paused"), "ready in preview")
+            assert h.status("churn-bg")["pausedReason"] == "WaitingForPromotion"
+            route = await h.route("churn")
+            assert (route.stable, route.candidate, route.mode) == ("v1", "v2", "bluegreen")
+
+            done = plugin("promote", "churn-bg", "-n", namespace)
+            assert done.returncode == 0, done.stderr
+            await h.until(lambda: h.status("churn-bg").get("stage") == "postPromotion", "switched")
+            route = await h.route("churn")
+            assert (route.stable, route.candidate, route.mode) == ("v2", "v1", "bluegreen")
+
+            await h.until(h.phase_is("churn-bg", "Promoted"), "promoted")
+            route = await h.route("churn")
+            assert (route.stable, route.candidate, route.mode) == ("v2", None, None)
+
+    asyncio.run(scenario())
+
+
+def test_a_shadow_rollout_mirrors_then_promotes_once_enough_rows_agree(
+    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str
+) -> None:
+    doc = rollout("churn-shadow", "churn", [], analysis={
+        "interval": "1s", "minSamples": 10,
+        "metrics": [{"name": "agreement", "builtin": "shadowAgreement", "condition": ">= 0.97"}],
+    })  # fmt: skip
+    doc["spec"]["strategy"] = {"shadow": {"mirrorPercent": 50, "requests": 500}}
+    compared = {"n": 100, "ok": 100, "sh": 100, "sha": 99}  # 99% of compared rows agree
+    evidence = ChosenTallies({"churn": {"v1": HEALTHY, "v2": compared}})
+
+    async def scenario() -> None:
+        async with harness(api_client, namespace, redis_url, evidence) as h:
+            await h.seed("churn")
+            h.create(doc)
+            await h.until(lambda: h.status("churn-shadow").get("checks", 0) >= 1, "checked")
+            route = await h.route("churn")
+            assert (route.stable, route.candidate, route.mode) == ("v1", "v2", "shadow")
+            assert (route.mirror, route.weight) == (50, 0)
+
+            await h.until(h.phase_is("churn-shadow", "Promoted"), "promoted")
+            assert h.status("churn-shadow")["totals"]["candidate"]["sh"] >= 500
+            assert (await h.route("churn")).stable == "v2"
+
+    asyncio.run(scenario())
