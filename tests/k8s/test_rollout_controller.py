@@ -225,8 +225,9 @@ def test_the_crd_refuses_a_broken_rollout_and_shows_its_columns(
 
 
 def test_one_rollout_is_promoted_and_the_other_aborted_on_its_evidence(
-    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str, kubectl: KubeTool
-) -> None:
+    crd: str, api_client: client.ApiClient, namespace: str, redis_url: str, kubectl: KubeTool,
+    plugin: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:  # fmt: skip
     evidence = ChosenTallies({
         "churn": {"v1": HEALTHY, "v2": HEALTHY},
         "upsell": {"v1": HEALTHY, "v2": FAILING},
@@ -262,6 +263,15 @@ def test_one_rollout_is_promoted_and_the_other_aborted_on_its_evidence(
     assert len(failed) == 1, events
     assert "Warning" in failed[0]
     assert "modelrollout/upsell-canary" in failed[0]
+
+    listed = plugin("list", "-n", namespace).stdout.splitlines()
+    phases = {line.split()[0]: line.split()[2] for line in listed[1:]}
+    assert phases == {"churn-canary": "Promoted", "upsell-canary": "Aborted"}
+    described = plugin("get", "upsell-canary", "-n", namespace).stdout
+    assert "Phase:     Aborted" in described
+    (line,) = [ln for ln in described.splitlines() if ln.strip().startswith("error-rate")]
+    assert "0.15" in line
+    assert "fail" in line
 
     lease = client.CoordinationV1Api(api_client).read_namespaced_lease(LEASE, namespace)
     assert lease.spec.holder_identity == "controller-a"
