@@ -46,11 +46,13 @@ app = typer.Typer(
 
 Kubeconfig = Annotated[
     str | None,
-    typer.Option("--kubeconfig", help="kubeconfig file(s) [default: $KUBECONFIG, ~/.kube/config]"),
+    typer.Option(
+        "--kubeconfig", help="kubeconfig file(s) (default: $KUBECONFIG, else ~/.kube/config)"
+    ),
 ]
 Namespace = Annotated[
     str | None,
-    typer.Option("-n", "--namespace", help="Namespace [default: the context's, else default]"),
+    typer.Option("-n", "--namespace", help="Namespace (default: the context's, else default)"),
 ]
 Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context to use")]
 
