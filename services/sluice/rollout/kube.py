@@ -48,7 +48,10 @@ def api_client(kubeconfig: Path | None) -> k8s.ApiClient:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now, never at a whole second: the API server reads a Lease's MicroTime fields with
+    exactly six fractional digits, which isoformat() leaves out at microsecond 0."""
+    now = dt.datetime.now(dt.UTC)
+    return now if now.microsecond else now.replace(microsecond=1)
 
 
 class KubeRolloutSource:
@@ -74,10 +77,15 @@ class KubeRolloutSource:
         return out
 
     async def save_status(self, rollout: Rollout, status: Status) -> None:
-        body = {"status": status.model_dump(mode="json", by_alias=True)}
+        # the whole status, replaced: a merge patch would keep map keys the new status no
+        # longer has (a retried rollout's old totals and sequential-test minima)
+        body = [
+            {"op": "add", "path": "/status", "value": status.model_dump(mode="json", by_alias=True)}
+        ]
         await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object_status,
             GROUP, VERSION, self.namespace, PLURAL, rollout.name, body,
+            _content_type="application/json-patch+json",
         )  # fmt: skip
 
     async def event(self, rollout: Rollout, kind: str, reason: str, message: str) -> None:
