@@ -50,9 +50,7 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
 
 def example_docs() -> list[dict[str, Any]]:
     """The ModelRollouts of examples/rollouts/*.yaml and of docs/rollouts.md's yaml blocks."""
-    texts = [f.read_text() for f in EXAMPLES]
-    if DOCS.exists():
-        texts += FENCED_YAML.findall(DOCS.read_text())
+    texts = [f.read_text() for f in EXAMPLES] + FENCED_YAML.findall(DOCS.read_text())
     docs = [d for text in texts for d in yaml.safe_load_all(text)]
     return [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
 
