@@ -25,11 +25,20 @@ until a check decides, and ``inconclusiveLimit`` of them in a row pause it for a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sluice.core.routes import Route
-from sluice.rollout.resource import Analysis, Phase, Spec, Status, Transition, Verdict
+from sluice.rollout.resource import (
+    Analysis,
+    Condition,
+    Phase,
+    Spec,
+    Status,
+    Transition,
+    Verdict,
+)
 
 HISTORY = 20
 ActionName = Literal[
@@ -69,10 +78,39 @@ class Outcome:
                 else "Normal"
             )
             self.events.append((kind, reason, message))
+            st.conditions = conditions(st.conditions, phase, reason, message, now)
 
     def note(self, reason: str, message: str) -> None:
         self.status.message = message
         self.events.append(("Normal", reason, message))
+
+
+def conditions(
+    current: list[Condition], phase: Phase, reason: str, message: str, now: float
+) -> list[Condition]:
+    """The status conditions after entering ``phase``, as Kubernetes tools read them:
+    ``Progressing`` (True while traffic moves or checks run), ``Paused`` (True while a
+    person is needed) and ``Healthy`` (False once aborted or degraded). A condition's
+    ``lastTransitionTime`` changes only when its status does.
+
+    >>> [(c.type, c.status) for c in conditions([], "Paused", "PausedByStep", "", 0.0)]
+    [('Progressing', 'False'), ('Paused', 'True'), ('Healthy', 'True')]
+    """
+    wanted = {
+        "Progressing": phase in ("Progressing", "Inconclusive"),
+        "Paused": phase == "Paused",
+        "Healthy": phase not in ("Aborted", "Degraded"),
+    }
+    old = {c.type: c for c in current}
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
+    out = []
+    for kind, holds in wanted.items():
+        status: Literal["True", "False"] = "True" if holds else "False"
+        before = old.get(kind)
+        since = before.last_transition_time if before and before.status == status else stamp
+        out.append(Condition(type=kind, status=status, reason=reason, message=message,
+                             last_transition_time=since))  # fmt: skip
+    return out
 
 
 def active_analysis(spec: Spec, status: Status) -> tuple[Analysis | None, int]:

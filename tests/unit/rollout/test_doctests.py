@@ -8,10 +8,12 @@ from types import ModuleType
 import pytest
 
 from sluice.core import tally
-from sluice.rollout import evidence, judge, resource
+from sluice.rollout import evidence, judge, plan, resource
 
 
-@pytest.mark.parametrize("module", [evidence, judge, resource, tally], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [evidence, judge, plan, resource, tally], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -23,6 +23,8 @@ async def test_a_good_canary_walks_every_step_and_is_promoted(harness: Harness) 
     route = await harness.route()
     assert (route.stable, route.candidate, route.mode) == ("v2", None, None)
     assert [t.phase for t in st.history] == ["Progressing", "Promoted"]
+    states = {c.type: c.status for c in st.conditions}
+    assert states == {"Progressing": "False", "Paused": "False", "Healthy": "True"}
     assert {m.name: m.verdict for m in st.metrics} == {"success": "pass", "p99": "pass"}
     assert harness.metric("sluice_rollout_phase", model="churn", phase="Promoted") == 1
 
@@ -37,6 +39,7 @@ async def test_a_raised_error_rate_aborts_after_failure_limit_checks(harness: Ha
     await harness.run(10)
     st = harness.status()
     assert st.phase == "Aborted"
+    assert {c.type: c.status for c in st.conditions}["Healthy"] == "False"
     assert "success=0.9" in st.message and "samples" in st.message
     route = await harness.route()
     assert (route.stable, route.candidate, route.weight, route.mirror) == ("v1", None, 0, 0)
