@@ -25,7 +25,7 @@ from sluice.core.errors import (
     v2_error_response,
 )
 from sluice.core.http import HotRoutes, HttpMetrics, ShortcutApp, read_body
-from sluice.model_server.backends import LABEL, OUTPUTS, PROBABILITIES
+from sluice.model_server.backends import LABEL, PROBABILITIES, VALUE
 from sluice.model_server.codec import CodecError
 from sluice.model_server.errors import MalformedRequest
 from sluice.model_server.protocol import (
@@ -76,17 +76,13 @@ def add_routes(
         try:
             head, tail = split_body(body, request.headers.get(HEADER_LENGTH))
             parsed = parse_infer_request(_json(head), tail)
-            wanted = select_outputs(parsed, OUTPUTS)
+            wanted = select_outputs(parsed, service.outputs)
         except CodecError as exc:
             raise InvalidInput(str(exc)) from None
-        labels, probabilities = await service.infer(parsed.inputs)
+        outputs = await service.infer(parsed.inputs)
         request_id = parsed.id or _request_id(request)
         doc, binary = infer_response(
-            service.card.model,
-            service.card.version,
-            request_id,
-            {LABEL: labels, PROBABILITIES: probabilities},
-            wanted,
+            service.card.model, service.card.version, request_id, outputs, wanted
         )
         if not binary:
             return json_response(200, doc)
@@ -107,12 +103,16 @@ def add_routes(
         doc = _json(await read_body(request, max_body_bytes))
         if not isinstance(doc, dict) or "instances" not in doc:
             raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
-        labels, probabilities = await service.predict(doc["instances"])
-        classes = service.card.classes
-        predictions = [
-            {"label": _label(label), "probabilities": dict(zip(classes, row, strict=True))}
-            for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True)
-        ]
+        outputs = await service.predict(doc["instances"])
+        if service.regression:
+            predictions = [{"value": v} for v in outputs[VALUE].reshape(-1).tolist()]
+        else:
+            classes = service.card.classes
+            labels, probabilities = outputs[LABEL].tolist(), outputs[PROBABILITIES].tolist()
+            predictions = [
+                {"label": _label(label), "probabilities": dict(zip(classes, row, strict=True))}
+                for label, row in zip(labels, probabilities, strict=True)
+            ]
         return json_response(
             200,
             {
