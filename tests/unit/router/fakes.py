@@ -33,6 +33,8 @@ class FakeModelServer:
     fail: str | None = None
     """None, "connect", "timeout" or an HTTP status such as "500"."""
     calls: list[dict[str, Any]] = field(default_factory=list)
+    task: str = "classification"
+    """``regression``: ``predict`` gives the value, answered as ``value``."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -44,7 +46,8 @@ class FakeModelServer:
                 for f in self.features
             ],
             "parameters": {
-                "classes": list(self.classes),
+                "task": self.task,
+                "classes": list(self.classes) if self.task == "classification" else [],
                 "entity_key": self.entity_key,
                 "feature_refs": [f"customer:{f}" for f in self.features],
                 "defaults": self.defaults,
@@ -75,6 +78,8 @@ class FakeModelServer:
             ]
         self.calls.append({"path": path, "rows": rows})
         probs = [self.predict(row) for row in rows]
+        if self.task == "regression":
+            return self._values(path, doc, probs)
         labels = [self.classes[1] if p >= 0.5 else self.classes[0] for p in probs]
         if path.endswith(":predict"):
             preds = [
@@ -102,6 +107,15 @@ class FakeModelServer:
                 ],
             },
         )
+
+    def _values(self, path: str, doc: dict[str, Any], values: list[float]) -> Reply:
+        if path.endswith(":predict"):
+            preds = [{"value": v} for v in values]
+            return _json(
+                200, {"predictions": preds, "model_name": self.model, "model_version": self.version}
+            )
+        output = {"name": "value", "datatype": "FP64", "shape": [len(values), 1], "data": values}
+        return _json(200, {"model_name": self.model, "id": doc.get("id", "x"), "outputs": [output]})
 
 
 def _json(status: int, doc: Any) -> Reply:
