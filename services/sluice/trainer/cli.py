@@ -1,4 +1,5 @@
-"""The trainer's commands: `sluice data generate|example`, `sluice train`, `sluice models list`.
+"""The trainer's commands: `sluice data generate|example`, `sluice train`,
+`sluice models list|import`.
 
 Results go to stdout; progress goes to stderr. Errors are SluiceErrors, which the
 top-level ``sluice`` command prints as ``error: ...`` with exit code 1. pandas,
@@ -37,7 +38,7 @@ class TaskChoice(enum.StrEnum):
 
 
 data_app = typer.Typer(help="Make and inspect data: a churn table, an example request.")
-models_app = typer.Typer(help="Look at the model registry.")
+models_app = typer.Typer(help="Look at the model registry; import a model you already have.")
 
 RegistryOption = Annotated[
     Path, typer.Option("--registry", help="Registry folder (ROOT/<model>/<version>/).")
@@ -213,9 +214,11 @@ def summary(card: ModelCard, path: Path) -> str:
     return "\n".join(
         [
             f"registered {card.model} {card.version} at {path}",
-            f"  {card.algorithm} on {card.data.train_rows:,} rows, {len(card.features)} "
-            f"features, {what}",
-            f"  held-out ({card.data.test_rows:,} rows): {scores}",
+            f"  {card.algorithm}"
+            + (f" on {card.data.train_rows:,} rows" if card.data.train_rows else "")
+            + f", {len(card.features)} features, {what}",
+            f"  {'sample' if card.data.train_rows == 0 else 'held-out'} "
+            f"({card.data.test_rows:,} rows): {scores or 'no label to score on'}",
             f"  ONNX parity: max |{diff}_sklearn - {diff}_onnx| = {card.parity_max_abs_diff:.2g}",
         ]
     )
@@ -251,3 +254,51 @@ def format_table(rows: list[list[str]]) -> str:
         for row in rows
     ]
     return "".join(f"{line}\n" for line in lines)
+
+
+@models_app.command("import")
+def import_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A fitted scikit-learn model (.joblib/.pkl/.pickle), an MLflow model folder "
+            "(sklearn flavour) or an .onnx file."
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="Model name, e.g. prices.")],
+    version: Annotated[str, typer.Option(help="New version name (never replaced).")],
+    registry: RegistryOption,
+    sample: Annotated[
+        Path,
+        typer.Option(
+            help="A sample of the training data (.csv/.parquet) with every feature column: "
+            "the schema, the parity check and the drift profile come from it."
+        ),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(help="The sample's label column, if it has one: scores the model on it."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the profile's samples.")] = 0,
+) -> None:
+    """Register a model you already have: convert it to ONNX, check it, profile the sample.
+
+    Loading a pickle or joblib file runs code stored in it: import only files you trust.
+
+    Refused, with the reason, when ONNX does not reproduce the model on every sample row
+    within 1e-5 or a step cannot be converted.
+    """
+    from sluice.trainer.tables import read_table
+
+    store = ModelRegistry(registry)
+    ensure_new_version(store, model, version)
+    steps = ConsoleSteps()
+    with steps.step(f"read {sample}"):
+        table = read_table(sample)
+    from sluice.trainer.importer import import_model  # takes seconds to import
+
+    card = import_model(
+        source, table, model=model, version=version, registry=store, label=label, seed=seed,
+        steps=steps,
+    )  # fmt: skip
+    typer.echo(summary(card, store.path(model, version)))
