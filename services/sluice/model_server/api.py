@@ -27,7 +27,8 @@ from sluice.core.errors import (
 from sluice.core.http import HotRoutes, HttpMetrics, ShortcutApp, read_body
 from sluice.model_server.backends import LABEL, PROBABILITIES, VALUE
 from sluice.model_server.codec import CodecError
-from sluice.model_server.errors import MalformedRequest
+from sluice.model_server.errors import MalformedRequest, ModelNotFound
+from sluice.model_server.explanations import Explanations
 from sluice.model_server.protocol import (
     HEADER_LENGTH,
     infer_response,
@@ -43,7 +44,11 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 def add_routes(
-    app: ShortcutApp, service: ModelService, max_body_bytes: int, http: HttpMetrics
+    app: ShortcutApp,
+    service: ModelService,
+    max_body_bytes: int,
+    http: HttpMetrics,
+    explanations: Explanations | None = None,
 ) -> None:
     """Mount the V2 and V1 endpoints for ``service`` on ``app``; the inference POSTs are
     also ``app``'s shortcut (answered before FastAPI's layers, counted in ``http``)."""
@@ -122,6 +127,16 @@ def add_routes(
             },
         )
 
+    async def v1_explain(request: Request) -> Response:
+        service.check_target(request.path_params["model"])
+        service.runtime()
+        if explanations is None:
+            raise ModelNotFound("this server does not explain predictions")
+        doc = _json(await read_body(request, max_body_bytes))
+        if not isinstance(doc, dict) or "instances" not in doc:
+            raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
+        return json_response(200, await explanations.explain(doc["instances"]))
+
     v2: list[tuple[str, Endpoint, str]] = [
         ("/v2/models/{model}/infer", infer, "POST"),
         ("/v2/models/{model}/versions/{version}/infer", infer, "POST"),
@@ -135,6 +150,7 @@ def add_routes(
     ]
     hot: list[tuple[str, Endpoint]] = [("/v1/models/{model}:predict", v1_predict)]
     app.add_route("/v1/models/{model}:predict", v1_predict, methods=["POST"])
+    app.add_route("/v1/models/{model}:explain", v1_explain, methods=["POST"])
     for path, endpoint, method in v2:
         app.add_route(path, _v2_errors(endpoint), methods=[method])
         if endpoint is infer:

@@ -32,6 +32,7 @@ from sluice.core.registry import DataInfo, ModelCard, ModelRegistry
 from sluice.trainer import card as cards
 from sluice.trainer.errors import ParityFailed
 from sluice.trainer.export import PARITY_TOLERANCE, to_onnx, worst_row
+from sluice.trainer.importance import IMPORTANCE_ROWS, feature_importance
 from sluice.trainer.onnx_import import Reshaped, original_answers, reshape
 from sluice.trainer.pipeline import evaluate, evaluate_regression
 from sluice.trainer.profile import build_profile
@@ -265,6 +266,9 @@ def _register(
                       test_rows=len(sample), source=f"import {source}"),
         packages=cards.package_versions(), git_commit=None, parity_max_abs_diff=diff,
     )  # fmt: skip
+    with steps.step(f"explain {min(IMPORTANCE_ROWS, len(x))} sample rows (SHAP)"):
+        importance = feature_importance(card, profile, shaped.onnx_model, frame, seed)
+    card = card.model_copy(update={"feature_importance": importance})
     path = registry.register(card, profile, shaped.onnx_model)
     log.info("registered an imported model", extra={"model": model, "version": version,
                                                     "path": str(path)})  # fmt: skip

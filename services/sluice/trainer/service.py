@@ -16,6 +16,7 @@ from sluice.core.errors import InvalidInput
 from sluice.core.registry import DataInfo, FeatureSpec, ModelCard, ModelRegistry
 from sluice.trainer import card as cards
 from sluice.trainer.export import check_parity, parity, to_onnx
+from sluice.trainer.importance import IMPORTANCE_ROWS, feature_importance
 from sluice.trainer.pipeline import (
     CV_BELOW_ROWS,
     CV_FOLDS,
@@ -134,6 +135,9 @@ def train_and_register(
         git_commit=cards.git_commit(),
         parity_max_abs_diff=diff,
     )
+    with steps.step(f"explain {min(IMPORTANCE_ROWS, len(x_test))} held-out rows (SHAP)"):
+        importance = feature_importance(card, profile, onnx_model, x_test, seed)
+    card = card.model_copy(update={"feature_importance": importance})
     path = registry.register(card, profile, onnx_model)
     log.info(
         "registered model version",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sluice.core.registry import DataInfo, FeatureSpec, ModelCard
+from sluice.core.registry import DataInfo, FeatureSpec, ModelCard, Profile
 from sluice.model_server.app import create_app
 from sluice.model_server.settings import Settings
 from tests.support.asgi import AppClient
@@ -94,6 +94,7 @@ def serve(
     gate: threading.Event | None = None,
     runtime: FakeRuntime | None = None,
     card: ModelCard | None = None,
+    profile: Profile | None = None,
 ) -> Iterator[Served]:
     fake = runtime or FakeRuntime()
 
@@ -103,7 +104,9 @@ def serve(
         return fake
 
     registry = CollectorRegistry()
-    app = create_app(settings, card=card or make_card(), load_runtime=load, registry=registry)
+    app = create_app(
+        settings, card=card or make_card(), load_runtime=load, registry=registry, profile=profile
+    )
     with AppClient(app) as client:
         if gate is None:
             wait_ready(client)

@@ -62,6 +62,12 @@ class FakeModelServer:
         if self.fail is not None and self.fail.isdigit():
             return _json(int(self.fail), {"error": "boom"})
         doc = orjson.loads(body or b"{}")
+        if path.endswith(":explain"):
+            self.calls.append({"path": path, "rows": doc["instances"]})
+            explained = [
+                {"prediction": self.predict(row), "attributions": {}} for row in doc["instances"]
+            ]
+            return _json(200, {"model_version": self.version, "explanations": explained})
         if path.endswith(":predict"):
             rows = doc["instances"]
             for row in rows:
