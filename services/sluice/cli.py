@@ -11,6 +11,7 @@ from sluice.core.errors import SluiceError
 from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
 from sluice.feature_store.cli import serve as serve_feature_store
+from sluice.model_server.cli import score
 from sluice.model_server.cli import serve as serve_model_server
 from sluice.rollout.cli import rollout_app
 from sluice.rollout.cli import serve as serve_rollout_controller
@@ -20,7 +21,8 @@ from sluice.trainer.cli import data_app, models_app, train
 
 app = typer.Typer(
     name="sluice",
-    help="Serve ML models safely: train, register, serve, route, watch for drift.",
+    help="Serve ML models safely: train or import, register, serve, explain, score, route, "
+    "watch for drift.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -33,6 +35,7 @@ app.add_typer(data_app, name="data")
 app.command("train")(train)
 app.add_typer(models_app, name="models")
 serve.command("model-server")(serve_model_server)
+app.command("score")(score)
 serve.command("router")(serve_router)
 app.add_typer(route_app, name="route")
 app.add_typer(shadow_app, name="shadow")

@@ -12,7 +12,8 @@ Entry fields (bytes -> bytes, as XADD stores them):
 ``x``      the feature values the model saw, column-oriented JSON:
            ``{"feature": [v_row0, v_row1, ...], ...}``
 ``y``      outputs, JSON: ``{"label": [...], "score": [...]}``; score is the
-           positive-class probability (binary) or the top probability
+           positive-class probability (binary) or the top probability; a
+           regressor's label is ``""`` and its score the predicted value
 ``ms``     upstream latency in milliseconds (float, as text)
 =========  ==================================================================
 

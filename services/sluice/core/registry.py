@@ -61,8 +61,11 @@ class ModelCard(_Frozen):
     algorithm: str
     hyperparameters: dict[str, Any]
     label: str
+    task: Literal["classification", "regression"] = "classification"
+    """A classifier answers ``label`` and ``probabilities``; a regressor ``value``."""
     classes: list[str]
-    """Class labels in the order of the probability output (as strings)."""
+    """Class labels in the order of the probability output (as strings); none for a
+    regressor."""
     features: list[FeatureSpec]
     entity_key: str | None = None
     """The entity id column recognised in the training table, used for feature lookup."""
@@ -73,7 +76,10 @@ class ModelCard(_Frozen):
     packages: dict[str, str]
     git_commit: str | None = None
     parity_max_abs_diff: float
-    """Largest |p_sklearn - p_onnx| seen on the held-out set."""
+    """Largest |p_sklearn - p_onnx| (a regressor: |y_sklearn - y_onnx|) on the checked rows."""
+    feature_importance: dict[str, float] = Field(default_factory=dict)
+    """Global importance: mean |SHAP value| per feature over held-out rows, computed
+    against the ONNX model (what ``:explain`` gives per row)."""
 
 
 class Bins(_Frozen):
@@ -104,7 +110,8 @@ class CategoricalProfile(_Frozen):
 
 class PredictionProfile(_Frozen):
     score_name: str
-    """What the score is: the positive-class probability for a binary model."""
+    """What the score is: the positive-class probability for a binary model, the top
+    probability for a multi-class one, the predicted value for a regressor."""
     bins: Bins
     sample: list[float]
     label_frequencies: dict[str, int]

@@ -14,7 +14,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 P = "sluice_drift_monitor"
-PERFORMANCE_FIGURES = ("accuracy", "precision", "recall", "f1", "roc_auc")
+PERFORMANCE_FIGURES = (
+    "accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2", "mean_error",
+)  # fmt: skip
 
 
 class Metrics:

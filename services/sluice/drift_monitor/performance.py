@@ -1,9 +1,11 @@
-"""Classification performance from joined (prediction, true label) pairs, vectorised.
+"""Model performance from joined (prediction, true label) pairs, vectorised.
 
 Binary models (two classes): accuracy, and precision, recall, F1 and ROC AUC for the
 positive class (the second class of the model card, whose probability is the logged
 score). Other models: accuracy and macro-averaged precision, recall and F1; no AUC.
 Figures that are undefined on the data (no positive predicted, one class only) are None.
+Regressors: MAE, RMSE, R² and the mean error (bias) of the predicted values against the
+true ones; a true label that is not a number is counted, not used.
 """
 
 from __future__ import annotations
@@ -93,3 +95,40 @@ def classification(
     macro = np.mean(np.array(per_class), axis=0)
     out["precision"], out["recall"], out["f1"] = (float(x) for x in macro)
     return out
+
+
+def regression(truth: list[str], predicted: list[float]) -> dict[str, Any]:
+    """Figures for one regressor from true values (as text, as feedback keeps them) and the
+    predicted values.
+
+    >>> out = regression(["1", "2", "3", "4"], [1.0, 2.0, 3.0, 6.0])
+    >>> out["mae"], out["rmse"], round(out["r2"], 4), out["mean_error"]
+    (0.5, 1.0, 0.2, 0.5)
+    >>> regression(["1.5", "n/a"], [1.0, 7.0])["not_numeric"]
+    1
+    """
+    true = np.array([_number(t) for t in truth], dtype=np.float64)
+    pred = np.asarray(predicted, dtype=np.float64)
+    usable = np.isfinite(true) & np.isfinite(pred)
+    true, pred = true[usable], pred[usable]
+    n = int(true.size)
+    out: dict[str, Any] = {
+        "labelled": n, "not_numeric": len(truth) - n, "mae": None, "rmse": None,
+        "r2": None, "mean_error": None,
+    }  # fmt: skip
+    if n == 0:
+        return out
+    error = pred - true
+    out["mae"] = float(np.mean(np.abs(error)))
+    out["rmse"] = float(np.sqrt(np.mean(error**2)))
+    out["mean_error"] = float(np.mean(error))
+    spread = float(np.sum((true - true.mean()) ** 2))
+    out["r2"] = 1.0 - float(np.sum(error**2)) / spread if n > 1 and spread > 0 else None
+    return out
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")

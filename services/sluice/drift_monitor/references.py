@@ -23,7 +23,7 @@ class RegistryReferences:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self._refs: dict[tuple[str, str], Reference | None] = {}
-        self._classes: dict[tuple[str, str], list[str] | None] = {}
+        self._classes: dict[tuple[str, str], tuple[str, list[str]] | None] = {}
 
     def models(self) -> list[str]:
         """Every model with at least one version."""
@@ -46,10 +46,20 @@ class RegistryReferences:
         return self._refs[key]
 
     def classes(self, model: str, version: str) -> list[str] | None:
+        outputs = self._outputs(model, version)
+        return None if outputs is None else outputs[1]
+
+    def task(self, model: str, version: str) -> str | None:
+        """``classification`` or ``regression`` from the version's card; None without one."""
+        outputs = self._outputs(model, version)
+        return None if outputs is None else outputs[0]
+
+    def _outputs(self, model: str, version: str) -> tuple[str, list[str]] | None:
         key = (model, version)
         if key not in self._classes:
             try:
-                self._classes[key] = self.registry.card(model, version).classes
+                card = self.registry.card(model, version)
+                self._classes[key] = (card.task, card.classes)
             except (SluiceError, OSError, ValidationError, ValueError):
                 self._classes[key] = None
         return self._classes[key]

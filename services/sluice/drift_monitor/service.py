@@ -17,7 +17,7 @@ from sluice.drift_monitor.backends import PredictionLog, StateStore
 from sluice.drift_monitor.errors import ModelNotWatched
 from sluice.drift_monitor.feedback import FeedbackStore
 from sluice.drift_monitor.metrics import Metrics
-from sluice.drift_monitor.performance import classification
+from sluice.drift_monitor.performance import classification, regression
 from sluice.drift_monitor.references import RegistryReferences
 from sluice.drift_monitor.windows import pair_key
 
@@ -61,6 +61,8 @@ class DriftService:
 
     async def performance(self, model: str, version: str) -> dict[str, Any]:
         triples = await self.feedback.labelled(model, version)
+        if self.references.task(model, version) == "regression":
+            return regression([t[0] for t in triples], [t[2] for t in triples])
         truth = np.array([t[0] for t in triples], dtype=str)
         predicted = np.array([t[1] for t in triples], dtype=str)
         scores = np.array([t[2] for t in triples], dtype=np.float64)

@@ -25,9 +25,10 @@ from sluice.core.errors import (
     v2_error_response,
 )
 from sluice.core.http import HotRoutes, HttpMetrics, ShortcutApp, read_body
-from sluice.model_server.backends import LABEL, OUTPUTS, PROBABILITIES
+from sluice.model_server.backends import LABEL, PROBABILITIES, VALUE
 from sluice.model_server.codec import CodecError
-from sluice.model_server.errors import MalformedRequest
+from sluice.model_server.errors import MalformedRequest, ModelNotFound
+from sluice.model_server.explanations import Explanations
 from sluice.model_server.protocol import (
     HEADER_LENGTH,
     infer_response,
@@ -43,7 +44,11 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 def add_routes(
-    app: ShortcutApp, service: ModelService, max_body_bytes: int, http: HttpMetrics
+    app: ShortcutApp,
+    service: ModelService,
+    max_body_bytes: int,
+    http: HttpMetrics,
+    explanations: Explanations | None = None,
 ) -> None:
     """Mount the V2 and V1 endpoints for ``service`` on ``app``; the inference POSTs are
     also ``app``'s shortcut (answered before FastAPI's layers, counted in ``http``)."""
@@ -76,17 +81,13 @@ def add_routes(
         try:
             head, tail = split_body(body, request.headers.get(HEADER_LENGTH))
             parsed = parse_infer_request(_json(head), tail)
-            wanted = select_outputs(parsed, OUTPUTS)
+            wanted = select_outputs(parsed, service.outputs)
         except CodecError as exc:
             raise InvalidInput(str(exc)) from None
-        labels, probabilities = await service.infer(parsed.inputs)
+        outputs = await service.infer(parsed.inputs)
         request_id = parsed.id or _request_id(request)
         doc, binary = infer_response(
-            service.card.model,
-            service.card.version,
-            request_id,
-            {LABEL: labels, PROBABILITIES: probabilities},
-            wanted,
+            service.card.model, service.card.version, request_id, outputs, wanted
         )
         if not binary:
             return json_response(200, doc)
@@ -107,12 +108,16 @@ def add_routes(
         doc = _json(await read_body(request, max_body_bytes))
         if not isinstance(doc, dict) or "instances" not in doc:
             raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
-        labels, probabilities = await service.predict(doc["instances"])
-        classes = service.card.classes
-        predictions = [
-            {"label": _label(label), "probabilities": dict(zip(classes, row, strict=True))}
-            for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True)
-        ]
+        outputs = await service.predict(doc["instances"])
+        if service.regression:
+            predictions = [{"value": v} for v in outputs[VALUE].reshape(-1).tolist()]
+        else:
+            classes = service.card.classes
+            labels, probabilities = outputs[LABEL].tolist(), outputs[PROBABILITIES].tolist()
+            predictions = [
+                {"label": _label(label), "probabilities": dict(zip(classes, row, strict=True))}
+                for label, row in zip(labels, probabilities, strict=True)
+            ]
         return json_response(
             200,
             {
@@ -121,6 +126,16 @@ def add_routes(
                 "model_version": service.card.version,
             },
         )
+
+    async def v1_explain(request: Request) -> Response:
+        service.check_target(request.path_params["model"])
+        service.runtime()
+        if explanations is None:
+            raise ModelNotFound("this server does not explain predictions")
+        doc = _json(await read_body(request, max_body_bytes))
+        if not isinstance(doc, dict) or "instances" not in doc:
+            raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
+        return json_response(200, await explanations.explain(doc["instances"]))
 
     v2: list[tuple[str, Endpoint, str]] = [
         ("/v2/models/{model}/infer", infer, "POST"),
@@ -135,6 +150,7 @@ def add_routes(
     ]
     hot: list[tuple[str, Endpoint]] = [("/v1/models/{model}:predict", v1_predict)]
     app.add_route("/v1/models/{model}:predict", v1_predict, methods=["POST"])
+    app.add_route("/v1/models/{model}:explain", v1_explain, methods=["POST"])
     for path, endpoint, method in v2:
         app.add_route(path, _v2_errors(endpoint), methods=[method])
         if endpoint is infer:

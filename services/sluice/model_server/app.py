@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
@@ -20,12 +21,15 @@ from sluice.core.errors import install_error_handlers
 from sluice.core.health import health_routes
 from sluice.core.http import RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
-from sluice.core.registry import ModelCard, ModelRegistry
+from sluice.core.registry import ModelCard, ModelRegistry, Profile
 from sluice.model_server.api import add_routes
 from sluice.model_server.backends import OnnxRuntime, Runtime
+from sluice.model_server.explanations import Explanations
 from sluice.model_server.metrics import Metrics
 from sluice.model_server.service import ModelService
 from sluice.model_server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -34,15 +38,18 @@ def create_app(
     card: ModelCard | None = None,
     load_runtime: Callable[[], Runtime] | None = None,
     registry: CollectorRegistry | None = None,
+    profile: Profile | None = None,
 ) -> FastAPI:
-    """The app for ``settings``; tests pass a card, a fake runtime loader and a registry.
+    """The app for ``settings``; tests pass a card (and a profile, for ``:explain``), a
+    fake runtime loader and a registry.
 
-    Reads the card now (an unknown model or version fails here, before serving), and the
-    ONNX model in the background after start-up.
+    Reads the card and profile now (an unknown model or version fails here, before
+    serving), and the ONNX model in the background after start-up.
     """
     models = ModelRegistry(settings.registry)
     if card is None:
         card = models.card(settings.model, settings.version)
+        profile = _profile(models, settings)
     if load_runtime is None:
         load_runtime = partial(
             OnnxRuntime,
@@ -52,6 +59,7 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics(registry, card.model, card.version)
     service = ModelService(card, settings, metrics, load_runtime)
+    explanations = Explanations(service, profile, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +71,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
             service.close()
+            explanations.close()
 
     app = ShortcutApp(
         title="Sluice model server",
@@ -76,10 +85,19 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    add_routes(app, service, settings.max_body_bytes, metrics.http)  # first: match in order
+    add_routes(app, service, settings.max_body_bytes, metrics.http, explanations)  # first
     livez, readyz = health_routes(service.ready_reason)
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     app.add_middleware(RequestMiddleware, metrics=metrics.http)
     return app
+
+
+def _profile(models: ModelRegistry, settings: Settings) -> Profile | None:
+    """The version's profile, or None (``:explain`` then says it has no background)."""
+    try:
+        return models.profile(settings.model, settings.version)
+    except (OSError, ValueError) as exc:
+        log.warning("no profile to explain against: %s", exc)
+        return None

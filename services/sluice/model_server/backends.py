@@ -8,8 +8,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-LABEL, PROBABILITIES = "label", "probabilities"
+LABEL, PROBABILITIES, VALUE = "label", "probabilities", "value"
 OUTPUTS = (LABEL, PROBABILITIES)
+"""A classifier's outputs."""
+REGRESSION_OUTPUTS = (VALUE,)
+"""A regressor's output: one double per row, ``[N, 1]``."""
 
 _ONNX_TYPES: dict[str, np.dtype[Any]] = {
     "tensor(double)": np.dtype(np.float64),
@@ -22,7 +25,8 @@ _ONNX_TYPES: dict[str, np.dtype[Any]] = {
 
 
 class Runtime(Protocol):
-    """A loaded classifier: feed ``[N, 1]`` arrays by input name, get labels and probabilities.
+    """A loaded model: feed ``[N, 1]`` arrays by input name, get its outputs by name: a
+    classifier's ``label`` and ``probabilities``, a regressor's ``value``.
 
     ``run`` may be called from several threads at once.
     """
@@ -34,11 +38,12 @@ class Runtime(Protocol):
 
     @property
     def output_types(self) -> Mapping[str, np.dtype[Any]]:
-        """The element types of ``label`` and ``probabilities``."""
+        """The element types of the outputs, in the order ``run`` answers them."""
         ...
 
-    def run(self, feed: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(labels ``[N]``, probabilities ``[N, n_classes]``) for one batch."""
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Output name -> array for one batch: labels ``[N]`` and probabilities
+        ``[N, n_classes]``, or values ``[N, 1]``."""
         ...
 
 
@@ -58,11 +63,12 @@ class OnnxRuntime:
         )
         self._inputs = {i.name: _element_type(i.name, i.type) for i in self.session.get_inputs()}
         outputs = {o.name: o.type for o in self.session.get_outputs()}
-        missing = [name for name in OUTPUTS if name not in outputs]
+        wanted = REGRESSION_OUTPUTS if VALUE in outputs and LABEL not in outputs else OUTPUTS
+        missing = [name for name in wanted if name not in outputs]
         if missing:
             raise ValueError(f"{path}: the ONNX graph has no output {', '.join(missing)}")
-        self._outputs = {name: _element_type(name, outputs[name]) for name in OUTPUTS}
-        self._names = list(OUTPUTS)
+        self._outputs = {name: _element_type(name, outputs[name]) for name in wanted}
+        self._names = list(wanted)
 
     @property
     def input_types(self) -> Mapping[str, np.dtype[Any]]:
@@ -72,9 +78,8 @@ class OnnxRuntime:
     def output_types(self) -> Mapping[str, np.dtype[Any]]:
         return self._outputs
 
-    def run(self, feed: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        labels, probabilities = self.session.run(self._names, feed)
-        return labels, probabilities
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._names, self.session.run(self._names, feed), strict=True))
 
 
 def _element_type(name: str, onnx_type: str) -> np.dtype[Any]:

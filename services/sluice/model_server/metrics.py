@@ -45,7 +45,18 @@ class Metrics:
             labels,
             SCORE_BUCKETS,
         )
-        for histogram in (self.inference_seconds, self.batch_rows, self.score):
+        self.explain_seconds = FastHistogram(
+            f"sluice_{SERVICE}_explain_duration_seconds",
+            "Time one :explain request spends computing SHAP values (all its rows).",
+            labels,
+            (*LATENCY_BUCKETS, 10.0, 30.0, 60.0),
+        )
+        for histogram in (
+            self.inference_seconds,
+            self.batch_rows,
+            self.score,
+            self.explain_seconds,
+        ):
             registry.register(histogram)
         info = Gauge(
             f"sluice_{SERVICE}_model_info",

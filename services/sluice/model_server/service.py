@@ -13,7 +13,14 @@ import numpy as np
 
 from sluice.core.errors import InvalidInput, PayloadTooLarge
 from sluice.core.registry import ModelCard
-from sluice.model_server.backends import LABEL, PROBABILITIES, Runtime
+from sluice.model_server.backends import (
+    LABEL,
+    OUTPUTS,
+    PROBABILITIES,
+    REGRESSION_OUTPUTS,
+    VALUE,
+    Runtime,
+)
 from sluice.model_server.codec import Tensor, datatype_of
 from sluice.model_server.errors import ModelNotFound, ModelNotReady
 from sluice.model_server.metrics import Metrics, scores
@@ -42,6 +49,9 @@ class ModelService:
         load_runtime: Callable[[], Runtime],
     ) -> None:
         self.card = card
+        self.regression = card.task == "regression"
+        self.outputs = REGRESSION_OUTPUTS if self.regression else OUTPUTS
+        """What this model answers: ``label`` and ``probabilities``, or ``value``."""
         self.metrics = metrics
         self._load_runtime = load_runtime
         self._max_batch = settings.max_batch_size
@@ -60,6 +70,7 @@ class ModelService:
         try:
             runtime = await asyncio.to_thread(self._load_runtime)
             self.inputs = input_specs(self.card, runtime)
+            check_outputs(self.card, runtime, self.outputs)
             await asyncio.to_thread(runtime.run, warmup_feed(self.inputs))
         except Exception as exc:
             log.exception("the model failed to load")
@@ -101,6 +112,7 @@ class ModelService:
         runtime = self.runtime()
         n_classes = len(self.card.classes)
         out = runtime.output_types
+        shapes = {LABEL: [-1], PROBABILITIES: [-1, n_classes], VALUE: [-1, 1]}
         return {
             "name": self.card.model,
             "versions": [self.card.version],
@@ -110,15 +122,12 @@ class ModelService:
                 for s in self.inputs
             ],
             "outputs": [
-                {"name": LABEL, "datatype": datatype_of(out[LABEL]), "shape": [-1]},
-                {
-                    "name": PROBABILITIES,
-                    "datatype": datatype_of(out[PROBABILITIES]),
-                    "shape": [-1, n_classes],
-                },
+                {"name": name, "datatype": datatype_of(out[name]), "shape": shapes[name]}
+                for name in self.outputs
             ],
             # what a router needs to feed this version without the registry
             "parameters": {
+                "task": self.card.task,
                 "classes": self.card.classes,
                 "label": self.card.label,
                 "entity_key": self.card.entity_key,
@@ -130,8 +139,9 @@ class ModelService:
             },
         }
 
-    async def infer(self, tensors: Mapping[str, Tensor]) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, probabilities) for V2 input tensors keyed by feature name."""
+    async def infer(self, tensors: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
+        """The model's outputs by name (``label`` and ``probabilities``, or ``value``) for
+        V2 input tensors keyed by feature name."""
         runtime = self.runtime()
         try:
             feed, rows = build_feed(self.inputs, tensors, self._max_batch)
@@ -141,15 +151,18 @@ class ModelService:
             raise InvalidInput(str(exc)) from None
         started = time.perf_counter()
         if rows < self._pool_from_rows:
-            labels, probabilities = runtime.run(feed)
+            outputs = runtime.run(feed)
         else:
             loop = asyncio.get_running_loop()
-            labels, probabilities = await loop.run_in_executor(self._pool, runtime.run, feed)
-        self.metrics.observe(time.perf_counter() - started, rows, scores(probabilities))
-        return labels, probabilities
+            outputs = await loop.run_in_executor(self._pool, runtime.run, feed)
+        seconds = time.perf_counter() - started
+        # the score histogram holds probabilities; a regressor's values have no fixed range
+        per_row = _NO_SCORES if self.regression else scores(outputs[PROBABILITIES])
+        self.metrics.observe(seconds, rows, per_row)
+        return outputs
 
-    async def predict(self, instances: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, probabilities) for KServe-V1 ``instances``."""
+    async def predict(self, instances: Any) -> dict[str, np.ndarray]:
+        """The model's outputs by name for KServe-V1 ``instances``."""
         self.runtime()
         try:
             columns = columns_from_instances(self.inputs, instances, self._max_batch)
@@ -158,6 +171,19 @@ class ModelService:
         except ValidationError as exc:
             raise InvalidInput(str(exc)) from None
         return await self.infer(columns)
+
+
+_NO_SCORES = np.empty(0, dtype=np.float64)
+
+
+def check_outputs(card: ModelCard, runtime: Runtime, wanted: tuple[str, ...]) -> None:
+    """Refuse a graph whose outputs are not the ones its card's task answers."""
+    have = tuple(runtime.output_types)
+    if have != wanted:
+        raise ValueError(
+            f"the ONNX graph answers {list(have)} but card.json says it is a {card.task} "
+            f"model, which answers {list(wanted)}"
+        )
 
 
 def input_specs(card: ModelCard, runtime: Runtime) -> list[InputSpec]:

@@ -61,6 +61,20 @@ class Settings(ServiceSettings):
     intra_op_threads: int = 1
     """onnxruntime threads inside one inference; 1 suits many small concurrent requests."""
 
+    explain_max_rows: int = 16
+    """Most rows one ``:explain`` request may carry; more is refused with 413."""
+
+    explain_timeout_seconds: float = Field(default=30.0, gt=0)
+    """An ``:explain`` still running after this long stops between rows and answers 503
+    (one explanation runs at a time, on its own thread, so predictions keep flowing)."""
+
+    explain_background_rows: int = 50
+    """Background rows drawn from the version's profile for SHAP (cost grows with it)."""
+
+    explain_samples: int = 0
+    """Coalitions evaluated per explained row; 0: shap's default (``2*M + 2048``, exact
+    Shapley values up to 11 features)."""
+
     @field_validator("registry")
     @classmethod
     def _registry_is_a_folder(cls, value: Path, info: ValidationInfo) -> Path:
@@ -80,7 +94,7 @@ class Settings(ServiceSettings):
 
     @field_validator(
         "max_batch_size", "max_body_bytes", "thread_min_rows", "inference_threads",
-        "intra_op_threads",
+        "intra_op_threads", "explain_max_rows", "explain_background_rows",
     )  # fmt: skip
     @classmethod
     def _at_least_one(cls, value: int, info: ValidationInfo) -> int:

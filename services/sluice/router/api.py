@@ -54,6 +54,7 @@ SERVER_NAME = "sluice-router"
 
 INFER_ROUTES: tuple[tuple[str, Protocol], ...] = (
     ("/v1/models/{model}:predict", "v1"),
+    ("/v1/models/{model}:explain", "v1"),
     ("/v2/models/{model}/infer", "v2"),
     ("/v2/models/{model}/versions/{version}/infer", "v2"),
 )
@@ -155,8 +156,9 @@ class InferenceEndpoint:
         try:
             try:
                 status, body, headers = await self._answer(
-                    scope, receive, rid, protocol, model, params.get("version")
-                )
+                    scope, receive, rid, protocol, model, params.get("version"),
+                    explain=template.endswith(":explain"),
+                )  # fmt: skip
             except _Disconnected:
                 return
             headers.append((b"x-request-id", rid.encode()))
@@ -181,8 +183,10 @@ class InferenceEndpoint:
         protocol: Protocol,
         model: str,
         version: str | None,
+        *,
+        explain: bool = False,
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """(status, body, headers) of the answer to one inference request."""
+        """(status, body, headers) of the answer to one inference (or explain) request."""
         headers: Headers = dict(reversed(scope["headers"]))
         try:
             self.guard.check(headers, scope.get("client"))
@@ -198,7 +202,10 @@ class InferenceEndpoint:
                 key=_text(headers, b"x-sluice-key"),
                 binary_header=_text(headers, HEADER_LENGTH.encode()) if protocol == "v2" else None,
             )
-            reply, answered = await self.service.predict(req)
+            if explain:
+                reply, answered = await self.service.explain(req)
+            else:
+                reply, answered = await self.service.predict(req)
         except SluiceError as exc:
             return _error(exc, protocol)
         except _Disconnected:

@@ -41,6 +41,7 @@ from sluice.router.backends import (
     UpstreamClient,
 )
 from sluice.router.calls import Upstreams
+from sluice.router.compare import Tolerance
 from sluice.router.http1 import Http1Upstream
 from sluice.router.metrics import Metrics
 from sluice.router.mirror import Mirror
@@ -127,6 +128,7 @@ def create_app(
         concurrency=settings.shadow_concurrency,
         batch_rows=settings.shadow_batch_rows,
         linger=settings.shadow_linger_seconds,
+        values=Tolerance(settings.shadow_value_tolerance, settings.shadow_value_abs_tolerance),
     )
     service = RouterService(
         settings,

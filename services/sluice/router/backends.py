@@ -260,6 +260,7 @@ class MetadataSchemas:
             defaults={k: v for k, v in defaults.items() if v is not None},
             nullable=frozenset(nullable),
             classes=tuple(str(c) for c in classes) if classes else None,
+            task=str(params.get("task") or (card.task if card else "classification")),
         )
 
 

@@ -225,6 +225,7 @@ def read_answer(
 ) -> tuple[list[str], list[float]]:
     """(labels, scores) from a model server's answer; the score is the positive-class
     probability of a binary model (the second of ``classes``), else the top probability.
+    A regressor's answer (``value``) has no label (``""``): its score is the value.
 
     >>> read_answer("v1", b'{"predictions":[{"label":1,"probabilities":{"0":0.3,"1":0.7}}]}',
     ...             ["0", "1"])
@@ -233,6 +234,11 @@ def read_answer(
     ...   b'"data":[0]},{"name":"probabilities","shape":[1,2],"datatype":"FP32",'
     ...   b'"data":[0.8,0.2]}]}', ["0", "1"])
     (['0'], [0.2])
+    >>> read_answer("v1", b'{"predictions":[{"value":151.5}]}', None)
+    ([''], [151.5])
+    >>> read_answer("v2", b'{"outputs":[{"name":"value","shape":[2,1],"datatype":"FP64",'
+    ...   b'"data":[151.5,80.0]}]}', None)
+    (['', ''], [151.5, 80.0])
     """
     try:
         doc = orjson.loads(body)
@@ -246,6 +252,10 @@ def read_answer(
 def _read_v1(doc: Any, classes: Sequence[str] | None) -> tuple[list[str], list[float]]:
     labels, scores = [], []
     for pred in doc["predictions"]:
+        if "value" in pred:
+            labels.append("")
+            scores.append(float(pred["value"]))
+            continue
         labels.append(str(pred["label"]))
         probs: dict[str, float] = pred["probabilities"]
         if len(probs) == 2:
@@ -259,6 +269,11 @@ def _read_v1(doc: Any, classes: Sequence[str] | None) -> tuple[list[str], list[f
 def _read_v2(doc: Any) -> tuple[list[str], list[float]]:
     # The probabilities' columns follow the card's classes: column 1 is the positive class.
     outputs = {o["name"]: o for o in doc["outputs"]}
+    if "value" in outputs and "label" not in outputs:
+        data = outputs["value"]["data"]
+        if data and isinstance(data[0], list):
+            data = [v for row in data for v in row]
+        return [""] * len(data), [float(v) for v in data]
     labels = [str(v[0] if isinstance(v, list) else v) for v in outputs["label"]["data"]]
     probs = outputs["probabilities"]
     data = probs["data"]

@@ -40,6 +40,8 @@ class VersionSchema:
     nullable: frozenset[str] = frozenset()
     """Features that may be sent as null."""
     classes: tuple[str, ...] | None = None
+    task: str = "classification"
+    """``classification`` or ``regression`` (answers one value per row)."""
 
 
 @dataclass(frozen=True, slots=True)

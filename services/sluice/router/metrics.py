@@ -82,7 +82,8 @@ class Metrics:
         pair = ["model", "stable", "candidate"]
         self.shadow_rows = counter(
             "sluice_router_shadow_rows_total",
-            "Rows compared in shadow, by outcome (agree or disagree on the label).",
+            "Rows compared in shadow, by outcome (agree or disagree: the label, or a "
+            "regressor's value within the tolerance).",
             [*pair, "outcome"],
         )
         self.shadow_errors = counter(
@@ -92,12 +93,13 @@ class Metrics:
         )
         self.shadow_agreement = gauge(
             "sluice_router_shadow_agreement_ratio",
-            "Share of compared rows whose labels agree, since this router started.",
+            "Share of compared rows that agree, since this router started.",
             pair,
         )
         self.shadow_abs_diff = Histogram(
             "sluice_router_shadow_score_abs_diff",
-            "|score_candidate - score_stable| per compared row (positive-class probability).",
+            "|score_candidate - score_stable| per compared row (positive-class probability; "
+            "a regressor's value).",
             pair,
             buckets=ABS_DIFF_BUCKETS,
             registry=registry,

@@ -27,7 +27,7 @@ from sluice.core.tally import Tally
 from sluice.router.backends import PredictionLog, ShadowSamples, UpstreamFailure
 from sluice.router.calls import Upstreams, UpstreamStatus
 from sluice.router.codec import CodecError, Frame, concat, read_answer
-from sluice.router.compare import Answer, Comparison, MismatchError, compare
+from sluice.router.compare import Answer, Comparison, MismatchError, Tolerance, compare
 from sluice.router.enrich import VersionSchema
 from sluice.router.metrics import Metrics
 
@@ -72,6 +72,7 @@ class Mirror:
         tally: Tally,
         batch_rows: int = 1,
         linger: float = 0.0,
+        values: Tolerance | None = None,
     ) -> None:
         self.tally = tally
         self.upstreams = upstreams
@@ -81,6 +82,8 @@ class Mirror:
         self.concurrency = concurrency
         self.batch_rows = batch_rows
         self.linger = linger
+        self.values = values or Tolerance()
+        """When two regressors' values agree."""
         self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(size)
         self._collector: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
@@ -162,7 +165,8 @@ class Mirror:
             for one in jobs:
                 end = start + one.frame.rows
                 theirs = Answer(labels[start:end], scores[start:end], seconds)
-                results.append((one, theirs, compare(one.answer, theirs)))
+                close = self.values if job.schema.task == "regression" else None
+                results.append((one, theirs, compare(one.answer, theirs, close)))
                 start = end
         except (UpstreamFailure, UpstreamStatus, CodecError, MismatchError) as exc:
             reason = _reason(exc)

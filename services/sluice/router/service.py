@@ -173,6 +173,33 @@ class RouterService:
                 self.mirror.submit(job)
         return reply, version
 
+    async def explain(self, req: Inference) -> tuple[Reply, str]:
+        """``:explain`` by the version that would answer this request as a ``:predict`` (the
+        same split, pin and feature lookup): the answer and that version. Not logged, not
+        mirrored, not counted in the latency metrics (an explanation takes seconds)."""
+        from sluice.router.codec import v1_body  # here: keeps this method self-contained
+
+        route = self._route(req.model, req.pin)
+        frame = self._parse(req)
+        stable = await self.schema(route, route.stable)
+        key = routing_key(frame, stable.entity_key) or req.key or req.request_id
+        version = self._gate(route, decide(route, bucket(key), req.pin)).primary
+        schema = await self.schema(route, version)
+        await self._enrich(route, frame, [schema], None)
+        body = v1_body(frame, schema.features)
+        path = f"/v1/models/{route.model}:explain"
+        failure = None
+        for url in route.upstreams[version].urls:
+            try:
+                timeout = self.settings.explain_timeout_seconds
+                reply = await self.upstreams.client.request(
+                    "POST", url + path, body, timeout, {"content-type": "application/json"}
+                )
+                return reply, version
+            except UpstreamFailure as exc:
+                failure = exc
+        raise BadGateway(f"version {version!r} of {route.model!r} did not explain: {failure}")
+
     async def proxy_get(self, model: str, version: str | None, path: str) -> tuple[Reply, str]:
         """A metadata or readiness GET, answered by the version's (default: stable's) server."""
         route = self._route(model, version)

@@ -126,6 +126,17 @@ class Settings(ServiceSettings, RedisSettings):
     """How long a shadow worker waits for more copies before it sends a call that is not
     full (only the copy waits; the user's answer never does)."""
 
+    explain_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long ``:explain`` waits for the model server (explanations take seconds)."""
+
+    shadow_value_tolerance: float = Field(default=0.05, ge=0)
+    """Regressors: a shadow row agrees when the candidate's value is within this share of
+    stable's (0.05: 5%), plus ``shadow_value_abs_tolerance``."""
+
+    shadow_value_abs_tolerance: float = Field(default=0.0, ge=0)
+    """Regressors: the absolute part of the tolerance, in the label's own unit (useful
+    where stable's value can be near zero)."""
+
     shadow_keep: int = Field(default=100, ge=1)
     """Disagreements kept per model in Redis for ``sluice shadow diff``."""
 

@@ -43,13 +43,15 @@ def main(settings: Settings | None = None) -> int:
         table, source = load_table(
             settings.data, rows=settings.rows, seed=settings.seed, steps=steps
         )
-        infer_schema(table, settings.label)  # refuse an unusable table before importing sklearn
+        infer_schema(
+            table, settings.label, settings.task
+        )  # refuse an unusable table before importing sklearn
         from sluice.trainer.service import train_and_register  # takes seconds to import
 
         train_and_register(
             table, model=settings.model, version=settings.version, registry=registry,
             label=settings.label, algorithm=settings.algorithm, seed=settings.seed,
-            source=source, steps=steps, threads=settings.threads,
+            source=source, steps=steps, threads=settings.threads, task=settings.task,
         )  # fmt: skip
     except SluiceError as exc:
         log.error("training refused: %s", exc.message, extra={"code": exc.code})

@@ -1,4 +1,5 @@
-"""The trainer's commands: `sluice data generate|example`, `sluice train`, `sluice models list`.
+"""The trainer's commands: `sluice data generate|example`, `sluice train`,
+`sluice models list|import`.
 
 Results go to stdout; progress goes to stderr. Errors are SluiceErrors, which the
 top-level ``sluice`` command prints as ``error: ...`` with exit code 1. pandas,
@@ -21,17 +22,23 @@ from sluice.core.registry import FeatureSpec, ModelCard, ModelRegistry
 from sluice.trainer.progress import ConsoleSteps
 from sluice.trainer.versions import ensure_new_version
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2")
 
 
 class Algorithm(enum.StrEnum):
+    linear = "linear"
     logreg = "logreg"
     hgb = "hgb"
     rf = "rf"
 
 
+class TaskChoice(enum.StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
 data_app = typer.Typer(help="Make and inspect data: a churn table, an example request.")
-models_app = typer.Typer(help="Look at the model registry.")
+models_app = typer.Typer(help="Look at the model registry; import a model you already have.")
 
 RegistryOption = Annotated[
     Path, typer.Option("--registry", help="Registry folder (ROOT/<model>/<version>/).")
@@ -128,10 +135,23 @@ def train(
         Path | None,
         typer.Option(help="Training table (.csv or .parquet); default: a generated churn table."),
     ] = None,
-    label: Annotated[str, typer.Option(help="Label column (binary or multi-class).")] = "churned",
+    label: Annotated[
+        str, typer.Option(help="Label column: classes, or a number to predict.")
+    ] = "churned",
     algorithm: Annotated[
-        Algorithm, typer.Option(help="logreg, hgb (histogram gradient boosting) or rf.")
+        Algorithm,
+        typer.Option(
+            help="linear (logistic or ridge regression; logreg is the same), hgb (histogram "
+            "gradient boosting) or rf (random forest)."
+        ),
     ] = Algorithm.hgb,
+    task: Annotated[
+        TaskChoice | None,
+        typer.Option(
+            help="classification or regression; default: regression when the label is "
+            "numeric with fractions or more than 20 distinct values."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, the model and the profile.")] = 0,
     rows: Annotated[
         int, typer.Option(min=1, help="Rows to generate when --data is not given.")
@@ -152,7 +172,7 @@ def train(
         typer.Option(help="With --features: a 'view:feature' or 'view:*' (repeat); default all."),
     ] = None,
 ) -> None:
-    """Train a model on a table, check its ONNX export, and register it as a new version.
+    """Train a classifier or a regressor on a table, check its ONNX export, and register it.
 
     Numeric columns are scaled, text columns one-hot encoded.
 
@@ -160,7 +180,7 @@ def train(
 
     The version is registered only if ONNX and scikit-learn agree within 1e-5.
     """
-    from sluice.trainer.schema import infer_schema
+    from sluice.trainer.schema import Task, infer_schema
     from sluice.trainer.tables import load_table, training_set
 
     store = ModelRegistry(registry)
@@ -173,26 +193,33 @@ def train(
         source = f"{source} + {features}"
     elif feature:
         raise InvalidInput("--feature needs --features (the feature views file)")
-    infer_schema(table, label)  # refuse an unusable table before importing scikit-learn
+    kind: Task | None = "regression" if task == TaskChoice.regression else None
+    if task == TaskChoice.classification:
+        kind = "classification"
+    infer_schema(table, label, kind)  # refuse an unusable table before importing scikit-learn
     from sluice.trainer.service import train_and_register  # takes seconds to import
 
     card = train_and_register(
         table, model=model, version=version, registry=store, label=label,
         algorithm=algorithm.value, seed=seed, source=source, feature_refs=refs, steps=steps,
-        threads=threads,
+        threads=threads, task=kind,
     )  # fmt: skip
     typer.echo(summary(card, store.path(model, version)))
 
 
 def summary(card: ModelCard, path: Path) -> str:
     scores = "  ".join(f"{k} {v:.3f}" for k, v in card.metrics.items())
+    what = f"classes {', '.join(card.classes)}" if card.classes else f"predicts {card.label}"
+    diff = "p" if card.task == "classification" else "y"
     return "\n".join(
         [
             f"registered {card.model} {card.version} at {path}",
-            f"  {card.algorithm} on {card.data.train_rows:,} rows, {len(card.features)} "
-            f"features, classes {', '.join(card.classes)}",
-            f"  held-out ({card.data.test_rows:,} rows): {scores}",
-            f"  ONNX parity: max |p_sklearn - p_onnx| = {card.parity_max_abs_diff:.2g}",
+            f"  {card.algorithm}"
+            + (f" on {card.data.train_rows:,} rows" if card.data.train_rows else "")
+            + f", {len(card.features)} features, {what}",
+            f"  {'sample' if card.data.train_rows == 0 else 'held-out'} "
+            f"({card.data.test_rows:,} rows): {scores or 'no label to score on'}",
+            f"  ONNX parity: max |{diff}_sklearn - {diff}_onnx| = {card.parity_max_abs_diff:.2g}",
         ]
     )
 
@@ -227,3 +254,51 @@ def format_table(rows: list[list[str]]) -> str:
         for row in rows
     ]
     return "".join(f"{line}\n" for line in lines)
+
+
+@models_app.command("import")
+def import_command(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A fitted scikit-learn model (.joblib/.pkl/.pickle), an MLflow model folder "
+            "(sklearn flavour) or an .onnx file."
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="Model name, e.g. prices.")],
+    version: Annotated[str, typer.Option(help="New version name (never replaced).")],
+    registry: RegistryOption,
+    sample: Annotated[
+        Path,
+        typer.Option(
+            help="A sample of the training data (.csv/.parquet) with every feature column: "
+            "the schema, the parity check and the drift profile come from it."
+        ),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(help="The sample's label column, if it has one: scores the model on it."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the profile's samples.")] = 0,
+) -> None:
+    """Register a model you already have: convert it to ONNX, check it, profile the sample.
+
+    Loading a pickle or joblib file runs code stored in it: import only files you trust.
+
+    Refused, with the reason, when ONNX does not reproduce the model on every sample row
+    within 1e-5 or a step cannot be converted.
+    """
+    from sluice.trainer.tables import read_table
+
+    store = ModelRegistry(registry)
+    ensure_new_version(store, model, version)
+    steps = ConsoleSteps()
+    with steps.step(f"read {sample}"):
+        table = read_table(sample)
+    from sluice.trainer.importer import import_model  # takes seconds to import
+
+    card = import_model(
+        source, table, model=model, version=version, registry=store, label=label, seed=seed,
+        steps=steps,
+    )  # fmt: skip
+    typer.echo(summary(card, store.path(model, version)))

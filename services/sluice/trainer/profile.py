@@ -119,6 +119,21 @@ def prediction_profile(
     )
 
 
+def value_profile(values: np.ndarray, label: str, rng: np.random.Generator) -> PredictionProfile:
+    """A regressor's predictions: bins and sample of the predicted values, no classes.
+
+    >>> value_profile(np.array([1.0, 2.0]), "charges", np.random.default_rng(0)).score_name
+    'predicted charges'
+    """
+    values = values.astype(np.float64)
+    return PredictionProfile(
+        score_name=f"predicted {label}",
+        bins=quantile_bins(values),
+        sample=bounded_sample(values, rng),
+        label_frequencies={},
+    )
+
+
 def build_profile(
     x_train: pd.DataFrame,
     features: list[Column],
@@ -128,7 +143,11 @@ def build_profile(
     label: str,
     seed: int,
 ) -> Profile:
-    """The whole reference: every feature on the training rows, predictions on held-out rows."""
+    """The whole reference: every feature on the training rows, predictions on held-out rows.
+
+    ``held_out_proba`` is ``[N, n_classes]`` for a classifier; for a regressor (no
+    ``classes``) it is the predicted values, ``[N]``.
+    """
     rng = np.random.default_rng(seed)
     profiles: list[NumericProfile | CategoricalProfile] = []
     for c in features:
@@ -140,5 +159,9 @@ def build_profile(
     return Profile(
         rows=len(x_train),
         features=profiles,
-        prediction=prediction_profile(held_out_proba, held_out_truth, classes, label, rng),
+        prediction=(
+            prediction_profile(held_out_proba, held_out_truth, classes, label, rng)
+            if classes
+            else value_profile(held_out_proba, label, rng)
+        ),
     )

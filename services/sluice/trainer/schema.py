@@ -12,8 +12,12 @@ Rules, in order, for every column but the label:
 - integer or float: numeric, however few distinct values (e.g. ``num_products``);
 - text or category: categorical, unless it has more than ``MAX_CATEGORIES`` values.
 
-The label must have no missing values, at least two classes, at most ``MAX_CLASSES``, and
-at least ``MIN_CLASS_ROWS`` rows per class (a stratified held-out split needs them).
+The task follows the label unless it is given: regression when the label is numeric (not
+bool) and has a fraction or more than ``MAX_GUESSED_CLASSES`` distinct values, otherwise
+classification. A classification label must have no missing values, at least two classes,
+at most ``MAX_CLASSES``, and at least ``MIN_CLASS_ROWS`` rows per class (a stratified
+held-out split needs them); a regression label must be finite numbers, not all the same,
+in at least ``MIN_REGRESSION_ROWS`` rows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pandas.api import types
 
@@ -30,6 +35,8 @@ from sluice.core.errors import InvalidInput
 MAX_CATEGORIES = 200
 MAX_CLASSES = 50
 MIN_CLASS_ROWS = 5
+MAX_GUESSED_CLASSES = 20
+MIN_REGRESSION_ROWS = 10
 
 _ID_NAME = re.compile(r"^id$|_id$", re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z0-9](Id|ID)$")
@@ -37,6 +44,8 @@ _TIME_NAME = re.compile(r"(^|_)(timestamp|datetime|date|time|ts)(_|$)|_at$", re.
 
 Kind = Literal["numeric", "categorical"]
 Dtype = Literal["float64", "int64", "bool", "string"]
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -55,19 +64,43 @@ class TableSchema:
     entity_key: str | None
     excluded: dict[str, str] = field(default_factory=dict)
     """Columns left out of the features, and why."""
+    task: Task = "classification"
 
 
-def infer_schema(table: pd.DataFrame, label: str) -> TableSchema:
+def guess_task(values: pd.Series) -> Task:
+    """Regression for a numeric label with a fraction or many distinct values.
+
+    >>> guess_task(pd.Series([0, 1, 1, 0]))
+    'classification'
+    >>> guess_task(pd.Series([151.0, 75.0, 141.0, 206.5]))
+    'regression'
+    >>> guess_task(pd.Series(range(100)))  # 100 distinct whole numbers: a count, not classes
+    'regression'
+    """
+    if not types.is_numeric_dtype(values) or types.is_bool_dtype(values):
+        return "classification"
+    present = values.dropna()
+    if not bool((present == present.round()).all()):
+        return "regression"
+    return "regression" if present.nunique() > MAX_GUESSED_CLASSES else "classification"
+
+
+def infer_schema(table: pd.DataFrame, label: str, task: Task | None = None) -> TableSchema:
     """Sort the columns of ``table`` into label, features and the rest; refuse what cannot train.
 
-    Raises InvalidInput with a message that says what is wrong and what the table has.
+    ``task`` None guesses it from the label (:func:`guess_task`). Raises InvalidInput with
+    a message that says what is wrong and what the table has.
     """
     if table.shape[1] == 0 or len(table) == 0:
         raise InvalidInput(f"the table is empty ({len(table)} rows, {table.shape[1]} columns)")
     if label not in table.columns:
         columns = ", ".join(str(c) for c in table.columns)
         raise InvalidInput(f"no label column {label!r}; the table's columns are: {columns}")
-    check_label(table[label])
+    if task is None:
+        task = guess_task(table[label])
+    elif task not in TASKS:
+        raise InvalidInput(f"unknown task {task!r}: pick classification or regression")
+    check_label(table[label], task)
     features: list[Column] = []
     excluded: dict[str, str] = {}
     ids: list[str] = []
@@ -87,17 +120,20 @@ def infer_schema(table: pd.DataFrame, label: str) -> TableSchema:
     if not features:
         why = "; ".join(f"{k}: {v}" for k, v in excluded.items()) or "only the label"
         raise InvalidInput(f"no usable feature columns besides the label {label!r} ({why})")
-    return TableSchema(label, features, ids[0] if ids else None, excluded)
+    return TableSchema(label, features, ids[0] if ids else None, excluded, task)
 
 
-def check_label(values: pd.Series) -> None:
-    """Refuse a label a classifier cannot learn from or be evaluated on."""
+def check_label(values: pd.Series, task: Task = "classification") -> None:
+    """Refuse a label the model cannot learn from or be evaluated on."""
     name = values.name
     missing = int(values.isna().sum())
     if missing:
         raise InvalidInput(
             f"label column {name!r} has {missing} missing values; drop or fill those rows"
         )
+    if task == "regression":
+        _check_target(values)
+        return
     counts = label_values(values).value_counts()
     if len(counts) < 2:
         raise InvalidInput(
@@ -107,7 +143,8 @@ def check_label(values: pd.Series) -> None:
     if len(counts) > MAX_CLASSES:
         raise InvalidInput(
             f"label column {name!r} has {len(counts)} distinct values in {len(values)} rows "
-            f"(at most {MAX_CLASSES} classes): is it a continuous target or an id?"
+            f"(at most {MAX_CLASSES} classes): is it a continuous target "
+            "(--task regression) or an id?"
         )
     rare = counts[counts < MIN_CLASS_ROWS]
     if len(rare):
@@ -117,6 +154,30 @@ def check_label(values: pd.Series) -> None:
             f"each class needs at least {MIN_CLASS_ROWS} for a stratified held-out set "
             f"({len(counts)} classes in {len(values)} rows)"
         )
+
+
+def _check_target(values: pd.Series) -> None:
+    name = values.name
+    if not types.is_numeric_dtype(values) or types.is_bool_dtype(values):
+        raise InvalidInput(
+            f"label column {name!r} is {values.dtype}, not numbers: a regression needs a "
+            "numeric label (or train with --task classification)"
+        )
+    numbers = values.to_numpy(dtype="float64")
+    if not np.isfinite(numbers).all():
+        raise InvalidInput(f"label column {name!r} has infinite values; drop those rows")
+    if len(values) < MIN_REGRESSION_ROWS:
+        raise InvalidInput(
+            f"label column {name!r} has {len(values)} rows; a regression needs at least "
+            f"{MIN_REGRESSION_ROWS} (some are held out to score it)"
+        )
+    if values.nunique() < 2:
+        raise InvalidInput(f"label column {name!r} has one value in every row; nothing to learn")
+
+
+def target_values(values: pd.Series) -> pd.Series:
+    """A regression label as float64."""
+    return values.astype("float64")
 
 
 def label_values(values: pd.Series) -> pd.Series:

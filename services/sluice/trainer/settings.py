@@ -36,10 +36,14 @@ class Settings(BaseSettings):
     """Training table (.csv or .parquet); unset: a generated churn table."""
 
     label: str = "churned"
-    """The label column: binary or multi-class."""
+    """The label column: binary or multi-class, or a number to predict."""
 
-    algorithm: Literal["logreg", "hgb", "rf"] = "hgb"
-    """logreg (logistic regression), hgb (histogram gradient boosting) or rf (random forest)."""
+    task: Literal["classification", "regression"] | None = None
+    """Unset: regression when the label is numeric with fractions or many distinct values."""
+
+    algorithm: Literal["linear", "logreg", "hgb", "rf"] = "hgb"
+    """linear (logistic or ridge regression; logreg is the same), hgb (histogram gradient
+    boosting) or rf (random forest)."""
 
     seed: int = 0
     """Seed for the generated table, the train/held-out split, the model and the profile."""

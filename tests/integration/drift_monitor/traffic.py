@@ -55,7 +55,8 @@ class Traffic:
                 feed[f.name] = column.astype(np.float64).reshape(-1, 1)
             else:
                 feed[f.name] = np.array([str(v) for v in column], dtype=object).reshape(-1, 1)
-        labels, proba = self.runtime.run(feed)
+        answer = self.runtime.run(feed)
+        labels, proba = answer["label"], answer["probabilities"]
         return [str(v) for v in labels.tolist()], proba[:, -1].astype(float).tolist()
 
     def send(

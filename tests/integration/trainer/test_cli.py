@@ -68,7 +68,7 @@ def test_models_list_shows_the_version_and_its_metrics(registered: Path) -> None
     header, row = done.stdout.splitlines()
     assert header.split() == [
         "model", "version", "algorithm", "created", "accuracy", "precision", "recall", "f1",
-        "roc_auc",
+        "roc_auc", "mae", "rmse", "r2",
     ]  # fmt: skip
     assert re.match(r"^churn +v1 +logreg +\d{4}-\d\d-\d\dT\S+Z +0\.\d{3} ", row)
 

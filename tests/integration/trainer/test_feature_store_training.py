@@ -80,3 +80,26 @@ def test_a_spine_without_the_join_key_is_refused_naming_it(tmp_path: Path) -> No
     spine, definitions = leaky_world(tmp_path, n=50)
     with pytest.raises(InvalidInput, match="needs columns customer_id"):
         training_set(spine.drop(columns="customer_id"), definitions, [], label="churned")
+
+
+def test_batch_scoring_joins_features_point_in_time_for_ids_and_timestamps(
+    tmp_path: Path,
+) -> None:
+    from sluice.model_server.batch import BatchScorer
+
+    spine, definitions = leaky_world(tmp_path, n=200)
+    table, refs = training_set(spine, definitions, [], label="churned")
+    registry = ModelRegistry(tmp_path / "reg")
+    train_and_register(
+        table, model="leak", version="v1", registry=registry, algorithm="logreg",
+        feature_refs=refs,
+    )  # fmt: skip
+    scorer = BatchScorer(registry, "leak", "v1")
+    ids_only = spine[["customer_id", "event_timestamp"]]
+    assert scorer.missing(ids_only) == ["signal", "tier"]
+    joined = scorer.join_features(ids_only, definitions, "event_timestamp")
+    assert not (joined["signal"].abs() == 10.0).any(), "a value from the future leaked in"
+    by_ids = pd.concat([part for _, part in scorer.chunks(joined, 64)])
+    with_features = pd.concat([part for _, part in scorer.chunks(table, 64)])
+    pd.testing.assert_frame_equal(by_ids, with_features)
+    assert list(by_ids.columns) == ["predicted_label", "p_0", "p_1"]

@@ -30,11 +30,14 @@ def _bins(values: np.ndarray) -> Bins:
     return Bins(edges=edges.tolist(), counts=np.histogram(values, edges)[0].tolist())
 
 
-def register(root: Path, model: str = "churn", version: str = "v1") -> ModelRegistry:
+def register(
+    root: Path, model: str = "churn", version: str = "v1", *, regression: bool = False
+) -> ModelRegistry:
     registry = ModelRegistry(root)
     card = ModelCard(
         model=model, version=version, created_at="2026-11-22T00:00:00Z", algorithm="logreg",
-        hyperparameters={}, label="y", classes=["0", "1"],
+        hyperparameters={}, label="y", classes=[] if regression else ["0", "1"],
+        task="regression" if regression else "classification",
         features=[FeatureSpec(name="x", kind="numeric", dtype="float64"),
                   FeatureSpec(name="c", kind="categorical", dtype="string", categories=["a", "b"])],
         metrics={}, data=DataInfo(fingerprint="0" * 64, rows=1, train_rows=1, test_rows=0),

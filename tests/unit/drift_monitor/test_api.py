@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from sluice.drift_monitor.settings import Settings
 from sluice.drift_monitor.verdict import Policy
 from sluice.drift_monitor.windows import ClosedWindow, SideData
 from tests.support.asgi import AppClient
+from tests.unit.drift_monitor.conftest import register
 from tests.unit.drift_monitor.fakes import FakeFeedback, FakeLog, FakeState
 
 
@@ -93,6 +95,25 @@ def test_feedback_reports_unknown_ids_without_failing_the_batch(client: AppClien
     assert response.json()["unknown_ids"] == ["gone"]
     report = client.get("/v1/drift/churn").json()
     assert report["feedback"]["unknown"] == 1
+
+
+def test_a_regressors_live_performance_is_its_error_on_joined_values(tmp_path: Path) -> None:
+    registry = register(tmp_path / "registry", "spend", regression=True)
+    settings = Settings(registry=registry.root)
+    app = create_app(
+        settings, state=FakeState(), feedback=FakeFeedback(), prediction_log=FakeLog(),
+        registry=CollectorRegistry(), run_monitor=False,
+    )  # fmt: skip
+    with AppClient(app) as client:
+        body = {"model": "spend", "ids": ["r1", "r2", "r3"], "labels": [1.0, 0.5, "n/a"]}
+        assert client.post("/v1/feedback", json=body).status_code == 200
+        figures = client.get("/v1/analysis/spend?candidate=v1&stable=v1").json()
+    # the fake logged 0.9 for every row: errors -0.1 and 0.4
+    assert figures["candidate_mae"] == pytest.approx(0.25)
+    assert figures["candidate_rmse"] == pytest.approx(np.sqrt((0.01 + 0.16) / 2))
+    assert figures["candidate_mean_error"] == pytest.approx(0.15)
+    assert figures["candidate_not_numeric"] == 1
+    assert "candidate_accuracy" not in figures
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sluice.core.registry import DataInfo, FeatureSpec, ModelCard
+from sluice.core.registry import DataInfo, FeatureSpec, ModelCard, Profile
 from sluice.model_server.app import create_app
 from sluice.model_server.settings import Settings
 from tests.support.asgi import AppClient
@@ -67,13 +67,13 @@ class FakeRuntime:
     def output_types(self) -> Mapping[str, np.dtype[Any]]:
         return {"label": np.dtype(np.int64), "probabilities": np.dtype(np.float32)}
 
-    def run(self, feed: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         for name, arr in feed.items():  # what onnxruntime would refuse
             assert arr.dtype == INPUT_TYPES[name] and arr.ndim == 2 and arr.shape[1] == 1, name
         self.feeds.append(dict(feed))
         p1 = np.where(feed["plan"][:, 0] == "premium", 0.9, feed["age"][:, 0] / 100)
         probabilities = np.stack([1 - p1, p1], axis=1).astype(np.float32)
-        return (p1 >= 0.5).astype(np.int64), probabilities
+        return {"label": (p1 >= 0.5).astype(np.int64), "probabilities": probabilities}
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -90,7 +90,11 @@ class Served:
 
 
 def serve(
-    settings: Settings, gate: threading.Event | None = None, runtime: FakeRuntime | None = None
+    settings: Settings,
+    gate: threading.Event | None = None,
+    runtime: FakeRuntime | None = None,
+    card: ModelCard | None = None,
+    profile: Profile | None = None,
 ) -> Iterator[Served]:
     fake = runtime or FakeRuntime()
 
@@ -100,7 +104,9 @@ def serve(
         return fake
 
     registry = CollectorRegistry()
-    app = create_app(settings, card=make_card(), load_runtime=load, registry=registry)
+    app = create_app(
+        settings, card=card or make_card(), load_runtime=load, registry=registry, profile=profile
+    )
     with AppClient(app) as client:
         if gate is None:
             wait_ready(client)

@@ -275,7 +275,7 @@ def test_concurrent_requests_each_get_their_own_answer(
 
 
 class CrashingRuntime(FakeRuntime):
-    def run(self, feed: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if len(self.feeds) > 0:  # the warm-up inference passes
             raise RuntimeError("onnxruntime blew up")
         return super().run(feed)

@@ -32,6 +32,8 @@ class FakeModelServer:
     fail: str | None = None
     """None, "connect", "timeout" or an HTTP status such as "500"."""
     calls: list[dict[str, Any]] = field(default_factory=list)
+    task: str = "classification"
+    """``regression``: ``predict`` gives the value, answered as ``value``."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -43,7 +45,8 @@ class FakeModelServer:
                 for f in self.features
             ],
             "parameters": {
-                "classes": list(self.classes),
+                "task": self.task,
+                "classes": list(self.classes) if self.task == "classification" else [],
                 "entity_key": self.entity_key,
                 "feature_refs": [f"customer:{f}" for f in self.features],
                 "defaults": self.defaults,
@@ -58,6 +61,12 @@ class FakeModelServer:
         if self.fail is not None and self.fail.isdigit():
             return _json(int(self.fail), {"error": "boom"})
         doc = orjson.loads(body or b"{}")
+        if path.endswith(":explain"):
+            self.calls.append({"path": path, "rows": doc["instances"]})
+            explained = [
+                {"prediction": self.predict(row), "attributions": {}} for row in doc["instances"]
+            ]
+            return _json(200, {"model_version": self.version, "explanations": explained})
         if path.endswith(":predict"):
             rows = doc["instances"]
             for row in rows:
@@ -74,6 +83,8 @@ class FakeModelServer:
             ]
         self.calls.append({"path": path, "rows": rows})
         probs = [self.predict(row) for row in rows]
+        if self.task == "regression":
+            return self._values(path, doc, probs)
         labels = [self.classes[1] if p >= 0.5 else self.classes[0] for p in probs]
         if path.endswith(":predict"):
             preds = [
@@ -101,6 +112,15 @@ class FakeModelServer:
                 ],
             },
         )
+
+    def _values(self, path: str, doc: dict[str, Any], values: list[float]) -> Reply:
+        if path.endswith(":predict"):
+            preds = [{"value": v} for v in values]
+            return _json(
+                200, {"predictions": preds, "model_name": self.model, "model_version": self.version}
+            )
+        output = {"name": "value", "datatype": "FP64", "shape": [len(values), 1], "data": values}
+        return _json(200, {"model_name": self.model, "id": doc.get("id", "x"), "outputs": [output]})
 
 
 def _json(status: int, doc: Any) -> Reply:

@@ -244,3 +244,23 @@ def test_api_key_is_required_when_configured(make_world: object) -> None:
     assert world.predict({"customer_id": "C1"}, **{"x-api-key": "k2"}).status_code == 200
     assert world.predict({"customer_id": "C1"}, authorization="Bearer k1").status_code == 200
     assert world.predict({"customer_id": "C1"}, **{"x-api-key": "nope"}).status_code == 401
+
+
+def test_explain_goes_to_the_version_that_answers_with_the_features_looked_up(
+    world: World,
+) -> None:
+    world.route(candidate="v2", mode="canary", weight=100)
+    body = {"instances": [{"customer_id": "C1"}]}
+    response = world.client.post("/v1/models/churn:explain", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-sluice-version"] == "v2"
+    assert response.json()["model_version"] == "v2"
+    (call,) = [c for c in world.servers[V2_URL].calls if c["path"].endswith(":explain")]
+    assert call["rows"] == [{"tenure": 1.0, "plan": "premium"}]
+    pinned = world.client.post(
+        "/v1/models/churn:explain", json=body, headers={"x-sluice-version": "v1"}
+    )
+    assert pinned.headers["x-sluice-version"] == "v1"
+    assert world.predlog.records == []  # an explanation is not a prediction
+    unknown = world.client.post("/v1/models/nope:explain", json=body)
+    assert unknown.status_code == 404

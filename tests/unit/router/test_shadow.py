@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.router.conftest import ADMIN, V2_URL, World
+from tests.unit.router.conftest import ADMIN, V1_URL, V2_URL, World
 
 PAIR = {"model": "churn", "stable": "v1", "candidate": "v2"}
 
@@ -38,6 +38,30 @@ def test_shadow_comparisons_are_recorded(make_world: Callable[..., World]) -> No
     roles = [(r.version, r.role) for _, r in world.predlog.records]
     assert roles.count(("v2", "shadow")) == 9
     assert roles.count(("v1", "primary")) == 9
+
+
+def test_regressors_agree_when_their_values_are_within_the_tolerance(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(shadow_batch_rows=1, shadow_value_tolerance=0.05)
+    stable, candidate = world.servers[V1_URL], world.servers[V2_URL]
+    stable.task = candidate.task = "regression"
+    stable.predict = lambda row: 100.0 if row["plan"] == "basic" else 200.0
+    candidate.predict = lambda row: 104.0 if row["plan"] == "basic" else 230.0
+    world.route(candidate="v2", mode="shadow")
+    for i in range(6):  # C0 and C3 basic: within 5%; the others 15% apart
+        resp = world.predict({"customer_id": f"C{i}"})
+        assert resp.json()["predictions"][0]["value"] in (100.0, 200.0)
+    world.drain_shadow()
+    assert world.metric("sluice_router_shadow_rows_total", **PAIR, outcome="agree") == 2
+    assert world.metric("sluice_router_shadow_rows_total", **PAIR, outcome="disagree") == 4
+    assert world.metric("sluice_router_shadow_score_abs_diff_sum", **PAIR) == pytest.approx(
+        2 * 4.0 + 4 * 30.0
+    )
+    shadow = [r for _, r in world.predlog.records if r.role == "shadow"]
+    assert [r.scores for r in shadow][:2] == [[104.0], [230.0]]
+    diffs = world.client.get("/admin/v1/shadow/churn/diffs?limit=1", headers=ADMIN).json()
+    assert diffs["disagreements"][0]["candidate"]["score"] == 230.0
 
 
 def test_a_failing_shadow_never_reaches_the_user(world: World) -> None:

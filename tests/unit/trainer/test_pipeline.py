@@ -5,9 +5,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import is_regressor
 
 from sluice.core.errors import InvalidInput
-from sluice.trainer.pipeline import build_pipeline, evaluate, hyperparameters, make_classifier
+from sluice.trainer.pipeline import (
+    build_pipeline,
+    evaluate,
+    evaluate_regression,
+    hyperparameters,
+    make_classifier,
+)
 from sluice.trainer.schema import Column
 
 
@@ -38,7 +45,9 @@ def test_multiclass_metrics_are_macro_averaged() -> None:
 
 
 def test_unknown_algorithm_is_refused_with_the_choices() -> None:
-    with pytest.raises(InvalidInput, match="unknown algorithm 'svm': pick one of logreg, hgb, rf"):
+    with pytest.raises(
+        InvalidInput, match="unknown algorithm 'svm': pick one of linear, logreg, hgb, rf"
+    ):
         make_classifier("svm", 0)
 
 
@@ -57,3 +66,18 @@ def test_unknown_categories_are_ignored_not_rejected() -> None:
     pipeline.fit(x, [0, 1, 0, 1])
     proba = pipeline.predict_proba(pd.DataFrame({"x": [1.0], "c": ["never seen"]}))
     assert proba.shape == (1, 2)
+
+
+def test_regression_metrics_worked_example() -> None:
+    metrics = evaluate_regression(pd.Series([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 6.0]))
+    assert metrics == {"mae": 0.5, "rmse": 1.0, "r2": pytest.approx(0.2)}
+
+
+@pytest.mark.parametrize("algorithm", ["linear", "logreg", "hgb", "rf"])
+def test_a_regression_pipeline_ends_in_a_regressor(algorithm: str) -> None:
+    pipeline = build_pipeline(
+        [Column("x", "numeric", "float64")], algorithm, seed=0, impute=False, task="regression"
+    )
+    name, estimator = pipeline.steps[-1]
+    assert name == "regressor"
+    assert is_regressor(estimator)

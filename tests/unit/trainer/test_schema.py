@@ -111,10 +111,36 @@ def test_a_label_with_missing_values_is_refused() -> None:
     assert "'y' has 2 missing values" in message
 
 
-def test_a_continuous_label_is_refused() -> None:
-    message = refusal(pd.DataFrame({"x": range(100), "y": np.linspace(0, 1, 100)}))
-    assert "100 distinct values in 100 rows" in message
-    assert "continuous target or an id" in message
+def test_a_continuous_label_makes_a_regression() -> None:
+    schema = infer_schema(pd.DataFrame({"x": range(100), "y": np.linspace(0, 1, 100)}), "y")
+    assert schema.task == "regression"
+
+
+def test_a_continuous_label_forced_to_classes_is_refused() -> None:
+    table = pd.DataFrame({"x": range(100), "y": np.linspace(0, 1, 100)})
+    with pytest.raises(InvalidInput) as caught:
+        infer_schema(table, "y", "classification")
+    assert "100 distinct values in 100 rows" in caught.value.message
+    assert "continuous target (--task regression) or an id" in caught.value.message
+
+
+def test_a_few_whole_numbers_are_classes_unless_told_otherwise() -> None:
+    table = pd.DataFrame({"x": range(30), "y": [1, 2, 3] * 10})
+    assert infer_schema(table, "y").task == "classification"
+    assert infer_schema(table, "y", "regression").task == "regression"
+
+
+def test_a_text_label_cannot_be_a_regression() -> None:
+    table = pd.DataFrame({"x": range(30), "y": ["a", "b", "c"] * 10})
+    with pytest.raises(InvalidInput, match="not numbers: a regression needs a numeric label"):
+        infer_schema(table, "y", "regression")
+
+
+def test_a_constant_or_tiny_regression_target_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="one value in every row"):
+        infer_schema(pd.DataFrame({"x": range(30), "y": [2.5] * 30}), "y", "regression")
+    with pytest.raises(InvalidInput, match="has 4 rows; a regression needs at least 10"):
+        infer_schema(pd.DataFrame({"x": range(4), "y": [0.5, 1.5, 2.5, 3.5]}), "y")
 
 
 def test_a_class_too_small_for_a_held_out_set_is_refused() -> None:
