@@ -7,30 +7,25 @@ resources live in Kubernetes: reading works here, changes go through kubectl
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header
+from fastapi import APIRouter, Body, Depends
 from redis.exceptions import RedisError
 
-from sluice.core.errors import Unauthorized, Unavailable
+from sluice.core.auth import admin_guard
+from sluice.core.errors import Unavailable
 from sluice.rollout.backends import RedisRolloutSource, RolloutSource
-from sluice.rollout.errors import AdminDisabled, DeclaredElsewhere, InvalidRollout, RolloutNotFound
+from sluice.rollout.errors import DeclaredElsewhere, InvalidRollout, RolloutNotFound
 from sluice.rollout.plan import ACTIONS
 from sluice.rollout.resource import ACTION_ANNOTATION, Rollout, RolloutError, document, parse
 
 
 def admin_router(source: RolloutSource, token: str | None) -> APIRouter:
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            raise AdminDisabled("the admin API is disabled: set SLUICE_ADMIN_TOKEN")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise Unauthorized("the admin API needs Authorization: Bearer <SLUICE_ADMIN_TOKEN>")
-
-    router = APIRouter(prefix="/admin/v1", dependencies=[Depends(authorize)], tags=["admin"])
+    router = APIRouter(
+        prefix="/admin/v1", dependencies=[Depends(admin_guard(token))], tags=["admin"]
+    )
 
     def local() -> RedisRolloutSource:
         if not isinstance(source, RedisRolloutSource):

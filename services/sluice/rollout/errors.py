@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from sluice.core.errors import Conflict, InvalidInput, NotFound
 
 
 class InvalidRollout(InvalidInput):
@@ -19,7 +19,3 @@ class DeclaredElsewhere(Conflict):
     """In a cluster, rollouts are Kubernetes resources: change them with kubectl."""
 
     code = "declared_in_kubernetes"
-
-
-class AdminDisabled(Unauthorized):
-    code = "admin_disabled"

@@ -8,17 +8,17 @@ once; the others within a second (pub/sub, backed by the periodic re-read).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Query
 from redis.exceptions import RedisError
 
-from sluice.core.errors import Unauthorized, Unavailable
+from sluice.core.auth import admin_guard
+from sluice.core.errors import Unavailable
 from sluice.core.routes import InvalidRoute, Route, RouteWriter, RoutingStore
 from sluice.router.backends import ShadowSamples
-from sluice.router.errors import AdminDisabled, ModelNotRouted
+from sluice.router.errors import ModelNotRouted
 from sluice.router.service import RouterService
 
 T = TypeVar("T")
@@ -38,15 +38,10 @@ def admin_router(
     samples: ShadowSamples,
     token: str | None,
 ) -> APIRouter:
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            raise AdminDisabled("the admin API is disabled: set SLUICE_ADMIN_TOKEN")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise Unauthorized("the admin API needs Authorization: Bearer <SLUICE_ADMIN_TOKEN>")
-
     writer = RouteWriter(store)
-    router = APIRouter(prefix="/admin/v1", dependencies=[Depends(authorize)], tags=["admin"])
+    router = APIRouter(
+        prefix="/admin/v1", dependencies=[Depends(admin_guard(token))], tags=["admin"]
+    )
 
     async def current(model: str) -> Route:
         routes = await redis(store.load())

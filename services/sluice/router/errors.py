@@ -29,12 +29,6 @@ class MissingFeature(InvalidInput):
     code = "missing_feature"
 
 
-class AdminDisabled(Unauthorized):
-    """No admin token is configured, so the admin API refuses every call."""
-
-    code = "admin_disabled"
-
-
 class RateLimited(SluiceError):
     """The client sent more than its rate allows; ``retry_after`` seconds."""
 
@@ -63,7 +57,6 @@ class LookupUnavailable(Unavailable):
 
 
 __all__ = [
-    "AdminDisabled",
     "BadGateway",
     "GatewayTimeout",
     "LookupUnavailable",
