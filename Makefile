@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt typecheck lock bench
+.PHONY: help demo test lint fmt typecheck lock bench manifests
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,3 +24,6 @@ lock: ## Re-resolve uv.lock after editing pyproject.toml
 
 bench: ## Run every benchmark and record results under bench/results/
 	for b in bench/*.py; do uv run python $$b; done
+
+manifests: ## Render the chart's default install into k8s/ (a test fails when it is stale)
+	./scripts/manifests
