@@ -8,6 +8,7 @@ helm 3.18 comes from the cache the k8s tier uses (``${SLUICE_CACHE:-~/.cache/slu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,14 @@ def render(helm: Path) -> Render:
         return [doc for doc in yaml.safe_load_all(run(argv)) if doc]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool (Debian's prometheus package), installed by scripts/tools when missing."""
+    found = shutil.which("promtool")
+    if found is None:
+        run([str(ROOT / "scripts" / "tools"), "promtool"], timeout=900)
+        found = shutil.which("promtool")
+    assert found, "scripts/tools promtool did not install promtool"
+    return found
