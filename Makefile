@@ -19,8 +19,10 @@ fmt: ## Format and autofix
 typecheck: ## mypy strict
 	uv run mypy
 
-lock: ## Re-resolve uv.lock after editing pyproject.toml
+lock: ## Re-resolve uv.lock (and the hashed build backend pins) after editing pyproject.toml
 	uv lock
+	echo 'hatchling==1.33.0' | uv pip compile --quiet --python-version 3.11 --generate-hashes \
+	  --no-header --output-file build-constraints.txt -
 
 bench: ## Run every benchmark and record results under bench/results/
 	for b in bench/*.py; do uv run python $$b; done
