@@ -76,3 +76,12 @@ def promtool() -> str:
         found = shutil.which("promtool")
     assert found, "scripts/tools promtool did not install promtool"
     return found
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    """checkov, in its own venv in the cache (scripts/tools checkov)."""
+    binary = cache_bin() / "checkov"
+    if not binary.exists():
+        run([str(ROOT / "scripts" / "tools"), "checkov"], timeout=900)
+    return binary

@@ -21,6 +21,7 @@ apiVersion: v1
 kind: ConfigMap
 metadata:
   name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- toYaml $allLabels | nindent 4 }}
 data:
@@ -32,8 +33,14 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- toYaml $allLabels | nindent 4 }}
+  annotations:
+    {{- $skips := list "CKV_K8S_15" "CKV_K8S_43" }}
+    {{- if .secretEnv }}{{ $skips = append $skips "CKV_K8S_35" }}{{ end }}
+    {{- if .automountToken }}{{ $skips = append $skips "CKV_K8S_38" }}{{ end }}
+    {{- include "sluice.checkovSkips" $skips | nindent 4 }}
 spec:
   {{- if not (and .values.autoscaling .values.autoscaling.enabled) }}
   replicas: {{ .values.replicaCount }}
@@ -106,6 +113,7 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- toYaml $allLabels | nindent 4 }}
   {{- with (and .values.service .values.service.annotations) }}
@@ -127,6 +135,7 @@ apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
   name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- toYaml $allLabels | nindent 4 }}
 spec:
@@ -141,6 +150,7 @@ apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
   name: {{ .name }}
+  namespace: {{ $root.Release.Namespace }}
   labels:
     {{- toYaml $allLabels | nindent 4 }}
 spec:
