@@ -148,12 +148,13 @@ class ModelRegistry:
         owned by another uid would otherwise fail only at the end, with a traceback.
         """
         folder = self.root / check_name("model", model)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise Unavailable(self._unwritable(folder, exc.strerror)) from exc
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise Unavailable(self._unwritable(folder, "permission denied"))
+        existing = folder  # nothing is created here: the first folder that exists decides
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise Unavailable(self._unwritable(existing, "not a folder"))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise Unavailable(self._unwritable(existing, "permission denied"))
 
     def _unwritable(self, folder: Path, why: str | None) -> str:
         return (
