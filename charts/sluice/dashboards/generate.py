@@ -15,8 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as models
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 HERE = Path(__file__).resolve().parent
@@ -234,10 +235,25 @@ def build(uid: str) -> str:
         )
     )
     for spec in panels:
-        panel = (timeseries.Panel() if spec.kind == "timeseries" else stat.Panel()).title(
-            spec.title
-        )
-        panel = panel.unit(spec.unit).datasource(DATASOURCE).span(12).height(8)
+        panel: timeseries.Panel | stat.Panel
+        if spec.kind == "timeseries":
+            panel = (
+                timeseries.Panel()
+                .legend(
+                    common.VizLegendOptions()
+                    .display_mode(models.LegendDisplayMode.LIST)
+                    .placement(models.LegendPlacement.BOTTOM)
+                    .show_legend(True)
+                )
+                .tooltip(
+                    common.VizTooltipOptions()
+                    .mode(models.TooltipDisplayMode.MULTI)
+                    .sort(models.SortOrder.DESCENDING)
+                )
+            )
+        else:
+            panel = stat.Panel().reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]))
+        panel = panel.title(spec.title).unit(spec.unit).datasource(DATASOURCE).span(12).height(8)
         if spec.description:
             panel = panel.description(spec.description)
         for ref, query in zip("ABCDEFGH", spec.queries, strict=False):
