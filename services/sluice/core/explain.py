@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from sluice.core.errors import SluiceError
 from sluice.core.registry import CategoricalProfile, FeatureSpec, ModelCard, Profile
 
 BACKGROUND_ROWS = 50
@@ -59,6 +60,13 @@ class RowExplanation:
             "expected_value": self.expected_value,
             "attributions": self.attributions,
         }
+
+
+class ExplainNotInstalled(SluiceError):
+    """shap is not installed here (the serving image leaves it out unless asked)."""
+
+    status = 501
+    code = "explain_not_installed"
 
 
 class ExplainTimeout(Exception):
@@ -112,7 +120,14 @@ class Explainer:
 
         Raises ExplainTimeout when ``deadline`` (``time.monotonic()``) passes between rows.
         """
-        import shap
+        try:
+            import shap
+        except ImportError:
+            raise ExplainNotInstalled(
+                "explanations need the 'explain' extra (shap), which this installation lacks: "
+                "pip install 'sluice[explain]', or build the serving image with "
+                "--build-arg EXTRAS=explain"
+            ) from None
 
         coded = np.array([self._encode(row) for row in rows], dtype=np.float64)
         out = []

@@ -5,20 +5,24 @@ Profile, the training data's reference for drift). The trainer writes versions; 
 server, router and drift monitor read them. A version is written to a temporary folder
 beside its final place and renamed into it, so readers never see half a version, and an
 existing version is never replaced.
+
+Folders and files get the modes a plain ``mkdir`` and ``open`` give under the writer's umask
+(0755 / 0644 under the usual 022), never ``mkdtemp``'s 0700: a model server running as
+another uid than the trainer (a Job, a person, OpenShift's random uids) must read them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluice.core.errors import Conflict, InvalidInput, NotFound
+from sluice.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ONNX_FILE, CARD_FILE, PROFILE_FILE = "model.onnx", "card.json", "profile.json"
@@ -144,6 +148,27 @@ class ModelRegistry:
     def path(self, model: str, version: str) -> Path:
         return self.root / check_name("model", model) / check_name("version", version)
 
+    def check_writable(self, model: str) -> None:
+        """Refuse (Unavailable), in one sentence, a registry this process cannot write.
+
+        A trainer checks before it spends minutes training: a read-only volume or a folder
+        owned by another uid would otherwise fail only at the end, with a traceback.
+        """
+        folder = self.root / check_name("model", model)
+        existing = folder  # nothing is created here: the first folder that exists decides
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise Unavailable(self._unwritable(existing, "not a folder"))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise Unavailable(self._unwritable(existing, "permission denied"))
+
+    def _unwritable(self, folder: Path, why: str | None) -> str:
+        return (
+            f"the registry {self.root} is not writable here ({folder}: {why}; running as uid "
+            f"{os.getuid()}): mount it read-write, or give this uid or group write access"
+        )
+
     def register(self, card: ModelCard, profile: Profile, onnx_model: bytes) -> Path:
         """Store a new version atomically; refuse (Conflict) if it exists, changing nothing."""
         final = self.path(card.model, card.version)
@@ -153,7 +178,8 @@ class ModelRegistry:
                 f"at {final}; versions are immutable, pick a new version name"
             )
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{card.version}.", dir=final.parent))
+        staging = final.parent / f".{card.version}.{secrets.token_hex(8)}"
+        staging.mkdir(mode=0o777)  # the umask decides, as for any folder
         try:
             (staging / ONNX_FILE).write_bytes(onnx_model)
             (staging / CARD_FILE).write_text(card.model_dump_json(indent=2))

@@ -76,7 +76,7 @@ class Metrics:
 
 
 class _CatalogCollector(Collector):
-    """Staleness per view and materialised rows per view, from the registry snapshot."""
+    """Staleness, ttl and materialised rows per view, from the registry snapshot."""
 
     def __init__(self, catalog: Callable[[], Catalog], clock: Callable[[], float]) -> None:
         self._catalog = catalog
@@ -94,6 +94,14 @@ class _CatalogCollector(Collector):
         for view, newest_us in sorted(catalog.freshness_us.items()):
             if view in catalog.views:
                 staleness.add_metric([view], max(0.0, now - newest_us / 1e6))
+        ttl = GaugeMetricFamily(
+            "sluice_feature_store_ttl_seconds",
+            "A view's ttl: values older than this are OUTSIDE_MAX_AGE (staleness past it "
+            "means every read of the view comes back stale).",
+            labels=["view"],
+        )
+        for view, definition in sorted(catalog.views.items()):
+            ttl.add_metric([view], float(definition.ttl))
         rows = CounterMetricFamily(
             "sluice_feature_store_materialized_rows",
             "Rows `sluice features materialize` sent to Redis (written or skipped as not "
@@ -104,6 +112,7 @@ class _CatalogCollector(Collector):
             if view in catalog.views:
                 rows.add_metric([view], float(count))
         yield staleness
+        yield ttl
         yield rows
 
     def describe(self) -> Iterator[Metric]:

@@ -18,7 +18,7 @@ from sluice.core.registry import ModelRegistry
 from sluice.trainer.progress import ConsoleSteps
 from sluice.trainer.schema import infer_schema
 from sluice.trainer.settings import Settings
-from sluice.trainer.tables import load_table
+from sluice.trainer.tables import load_table, training_set
 from sluice.trainer.versions import ensure_new_version
 
 log = logging.getLogger("sluice.trainer")
@@ -43,15 +43,20 @@ def main(settings: Settings | None = None) -> int:
         table, source = load_table(
             settings.data, rows=settings.rows, seed=settings.seed, steps=steps
         )
-        infer_schema(
-            table, settings.label, settings.task
-        )  # refuse an unusable table before importing sklearn
+        refs: list[str] = []
+        if settings.features is not None:  # as `sluice train --features`
+            table, refs = training_set(
+                table, settings.features, settings.feature_refs, label=settings.label, steps=steps
+            )
+            source = f"{source} + {settings.features}"
+        infer_schema(table, settings.label, settings.task)  # refuse an unusable table early
         from sluice.trainer.service import train_and_register  # takes seconds to import
 
         train_and_register(
             table, model=settings.model, version=settings.version, registry=registry,
             label=settings.label, algorithm=settings.algorithm, seed=settings.seed,
-            source=source, steps=steps, threads=settings.threads, task=settings.task,
+            source=source, feature_refs=refs, steps=steps, threads=settings.threads,
+            task=settings.task,
         )  # fmt: skip
     except SluiceError as exc:
         log.error("training refused: %s", exc.message, extra={"code": exc.code})

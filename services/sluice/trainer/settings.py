@@ -6,10 +6,10 @@ The same fields as ``sluice train``'s options.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sluice.core.errors import InvalidInput
 from sluice.core.registry import check_name
@@ -54,8 +54,30 @@ class Settings(BaseSettings):
     threads: int = Field(default=1, ge=1)
     """CPU threads the fit may use; more only helps with cores the trainer has to itself."""
 
+    features: Path | None = None
+    """Feature views (YAML), as ``sluice train --features``: features are joined
+    point-in-time from their offline sources onto ``data``, which then only needs the entity
+    key, event_timestamp and the label."""
+
+    feature_refs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """With ``features``: comma-separated ``view:feature`` or ``view:*`` refs, as
+    ``--feature``; empty: every feature of every view."""
+
     log_level: LogLevel = "INFO"
     """Lowest level written to the JSON log."""
+
+    @field_validator("feature_refs", mode="before")
+    @classmethod
+    def _split_refs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ref.strip() for ref in value.split(",") if ref.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refs_need_views(self) -> Settings:
+        if self.feature_refs and self.features is None:
+            raise ValueError(f"{env_var('feature_refs')} needs {env_var('features')}")
+        return self
 
     @field_validator("model", "version")
     @classmethod

@@ -7,7 +7,8 @@ from sluice.core.registry import ModelRegistry
 
 
 def ensure_new_version(registry: ModelRegistry, model: str, version: str) -> None:
-    """Refuse (Conflict) a version that is already registered, and names that are not allowed.
+    """Refuse (Conflict) a version that is already registered, and names that are not allowed;
+    refuse (Unavailable) a registry this process cannot write.
 
     ``ModelRegistry.register`` checks again when it writes, so a version registered
     meanwhile by someone else is refused too.
@@ -18,3 +19,4 @@ def ensure_new_version(registry: ModelRegistry, model: str, version: str) -> Non
             f"model {model!r} version {version!r} is already registered at {path}; "
             "versions are immutable, pick a new version name"
         )
+    registry.check_writable(model)

@@ -189,6 +189,7 @@ def test_views_list_entity_features_ttl_and_materialised_time(
     assert views[0]["materialized_until"] is None
     metrics = client.get("/metrics").text
     assert 'sluice_feature_store_staleness_seconds{view="profile"} 30.0' in metrics
+    assert 'sluice_feature_store_ttl_seconds{view="profile"} 3600.0' in metrics
     assert 'sluice_feature_store_materialized_rows_total{view="profile"} 7.0' in metrics
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,12 @@ def test_explain_durations_are_exported(explaining: Served) -> None:
         "sluice_model_server_explain_duration_seconds_count", {"model": "churn", "version": "v1"}
     )
     assert count == 1
+
+
+def test_without_shap_installed_explain_says_how_to_get_it(
+    explaining: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "shap", None)  # as in the serving image by default
+    response = explaining.client.post(EXPLAIN, json={"instances": [ROW]})
+    assert response.status_code == 501
+    assert "--build-arg EXTRAS=explain" in response.json()["error"]["message"]
