@@ -1,10 +1,11 @@
 """The Grafana dashboards: generated from code, and every query answered by real services.
 
-Redis, the feature store, two model servers, the router and the drift monitor run as real
-processes; a real Prometheus scrapes them with the chart's scrape settings (path and port
-from the pods' prometheus.io annotations, the `component` label the ServiceMonitor sets).
-Traffic drives a shadow phase, a canary whose candidate fails for a while (errors and
-fallbacks), and drifted rows. Then every panel query must return data and every alert
+Redis, the feature store, two model servers, the router, the drift monitor and the rollout
+controller run as real processes; a real Prometheus scrapes them with the chart's scrape
+settings (path and port from the pods' prometheus.io annotations, the `component` label
+the ServiceMonitor sets). Traffic drives a shadow phase, a canary whose candidate fails
+for a while (errors and fallbacks), a declared rollout the controller judges and a person
+aborts, and drifted rows. Then every panel query must return data and every alert
 expression must name only series that exist: a panel whose query names a metric nobody
 exports fails the build.
 """
@@ -49,14 +50,6 @@ def test_the_dashboards_are_the_current_output_of_the_generator(tmp_path: Path) 
     committed = {p.name: p.read_text() for p in (CHART / "dashboards").glob("*.json")}
     assert committed == fresh, "dashboards are stale: run `make dashboards` and commit them"
     assert len(fresh) == 6
-
-
-def controller_exists() -> bool:
-    done = subprocess.run(
-        [*sluice_command(), "serve", "rollout-controller", "--help"],
-        capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
-    return done.returncode == 0
 
 
 def sluice(*args: str, env: dict[str, str]) -> None:
@@ -132,8 +125,7 @@ def prometheus(
             "drift-monitor", "--registry", str(registry), "--window-size", "300",
             "--min-window-size", "200",
         )  # fmt: skip
-        if controller_exists():
-            serve("rollout-controller")
+        controller = serve("rollout-controller", SLUICE_ROLLOUT_TICK_SECONDS="0.2")
 
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -194,6 +186,29 @@ def prometheus(
         route("--upstream", f"v1={v1}", "--upstream", f"v2={v2}", "--candidate", "v2",
               "--mode", "canary", "--weight", "50")  # fmt: skip
         send(ids[800:1400])
+        # a declared rollout: checks judged (figures, verdicts, phase), then aborted by hand
+        route("--upstream", f"v1={v1}", "--upstream", f"v2={v2}")
+        rollout = work / "rollout.yaml"
+        rollout.write_text(yaml.safe_dump({
+            "apiVersion": "serving.sluice.dev/v1alpha1", "kind": "ModelRollout",
+            "metadata": {"name": "churn"},
+            "spec": {"model": "churn", "stable": "v1", "candidate": "v2",
+                     "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+                     "analysis": {"interval": "1s", "minSamples": 5, "metrics": [
+                         {"name": "success", "builtin": "successRate", "condition": ">= 0.5"}]}},
+        }))  # fmt: skip
+        sluice("rollout", "apply", "-f", str(rollout), "--controller-url", controller, env=env)
+        admin = {"authorization": f"Bearer {TOKEN}"}
+        deadline = time.monotonic() + 60
+        while True:  # traffic until the controller judged a few checks
+            send(ids[:100])
+            doc = httpx.get(f"{controller}/admin/v1/rollouts/churn", headers=admin).json()
+            if doc["status"].get("checks", 0) >= 3:
+                break
+            assert time.monotonic() < deadline, doc["status"]
+        sluice("rollout", "abort", "churn", "--controller-url", controller, env=env)
+        route("--upstream", f"v1={v1}", "--upstream", f"v2={v2}", "--candidate", "v2",
+              "--mode", "canary", "--weight", "50")  # fmt: skip
         # drift: the shifted customers' features pushed online, then asked for
         shifted = pd.read_parquet(drifted)
         shifted["customer_id"] = [f"D{i:06d}" for i in range(len(shifted))]
@@ -233,29 +248,21 @@ def concrete(expr: str) -> str:
 
 
 def test_every_panel_query_returns_data(prometheus: str) -> None:
-    later = not controller_exists()
-    empty, expected_later = [], []
+    empty = []
     for uid, exprs in load_generator().queries().items():
         for expr in exprs:
-            if query(prometheus, concrete(expr)):
-                continue
-            if later and "sluice_rollout_" in expr:
-                expected_later.append(expr)  # expected once the controller is running
-            else:
+            if not query(prometheus, concrete(expr)):
                 empty.append(f"{uid}: {expr}")
     assert not empty, "panels with no data:\n" + "\n".join(empty)
-    if expected_later:
-        print(f"\n{len(expected_later)} rollout queries wait for the controller")  # noqa: T201
 
 
 def test_every_alert_names_only_series_that_exist(prometheus: str) -> None:
     names = set(httpx.get(f"{prometheus}/api/v1/label/__name__/values", timeout=10).json()["data"])
-    later = not controller_exists()
     groups = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]
     missing = []
     for rule in (r for g in groups for r in g["rules"]):
         query(prometheus, rule["expr"])  # evaluates without an error
         for metric in re.findall(r"\b((?:sluice|up|http)_?[a-z_]*)\b(?=\s*[{\[)])", rule["expr"]):
-            if metric not in names and not (later and metric.startswith("sluice_rollout_")):
+            if metric not in names:
                 missing.append(f"{rule['alert']}: {metric}")
     assert not missing, missing

@@ -290,7 +290,6 @@ def test_the_helm_test_pod_sends_the_first_request_of_the_notes(render: Render) 
     assert "/v1/models/{{ $model }}:predict" in notes
 
 
-@pytest.mark.skipif(not CRD.is_file(), reason="crds/modelrollouts.yaml comes with the controller")
 def test_the_crd_is_the_one_the_controller_reads() -> None:
     crd = yaml.safe_load(CRD.read_text())
     assert crd["spec"]["group"] == "serving.sluice.dev"

@@ -179,8 +179,6 @@ def test_every_service_starts_from_the_image_and_answers(world: World, podman: P
 
 
 def test_the_rollout_controller_starts_from_the_image(world: World, podman: Podman) -> None:
-    if podman.run(SERVE, "serve", "rollout-controller", "--help").returncode != 0:
-        pytest.skip("`sluice serve rollout-controller` is not in this tree yet")
     url, container = serve(
         podman, "rollout-controller", SLUICE_REDIS_URL=world.redis_url,
         SLUICE_ADMIN_TOKEN="image-test",

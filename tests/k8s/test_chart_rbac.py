@@ -72,7 +72,6 @@ def installed(kubectl: Any, helm: Any, namespace: str) -> str:
     return namespace
 
 
-@pytest.mark.skipif(not CRD.is_file(), reason="no ModelRollout CRD yet (charts/sluice/crds/)")
 def test_the_rollout_controller_may_do_its_job(kubectl: Any, installed: str) -> None:
     refused = [c for c in ALLOWED if not can_i(kubectl, installed, CONTROLLER, *c)]
     assert not refused, f"the controller cannot: {refused}"
