@@ -132,10 +132,13 @@ def active_analysis(spec: Spec, status: Status) -> tuple[Analysis | None, int]:
 
 
 def check_due(spec: Spec, status: Status, now: float) -> bool:
-    """Whether a check should run now: the rollout is progressing (or holding on an
-    inconclusive check), an analysis applies and its interval has passed since the last
-    check."""
-    if status.phase not in ("Progressing", "Inconclusive"):
+    """Whether a check should run now: the candidate takes traffic under a route the
+    controller set (progressing, holding on an inconclusive check, or paused: a candidate
+    that fails while it waits for a person is rolled back all the same), an analysis
+    applies and its interval has passed since the last check."""
+    if status.phase not in ("Progressing", "Inconclusive", "Paused"):
+        return False
+    if status.paused_reason == "RouteChangedByHand":
         return False
     analysis, _ = active_analysis(spec, status)
     return analysis is not None and now >= status.last_check_at + analysis.interval
@@ -214,7 +217,9 @@ def after_check(spec: Spec, status: Status, verdict: Verdict, now: float) -> Out
         status.passes = 0
         why = "; ".join(f"{m.name}: {m.message}" for m in status.metrics
                         if m.verdict == "inconclusive")  # fmt: skip
-        if status.inconclusives >= analysis.inconclusive_limit:
+        if status.phase == "Paused":
+            pass  # already waiting for a person: the pause stands
+        elif status.inconclusives >= analysis.inconclusive_limit:
             _pause(out, status, now, "TooLittleEvidence",
                    f"{status.inconclusives} inconclusive checks in a row, waiting for a "
                    f"person (resume, promote or abort): {why}")  # fmt: skip

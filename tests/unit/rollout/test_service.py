@@ -175,3 +175,16 @@ async def test_a_candidate_without_an_upstream_is_degraded_until_it_has_one() ->
     await h.routes.put(route.model_copy(update={"upstreams": ups}))
     await h.run(1)
     assert h.status().phase == "Progressing"
+
+
+@synchronously
+async def test_a_candidate_failing_while_it_waits_for_a_person_is_rolled_back() -> None:
+    h = make(rollout(strategy={"canary": {"steps": [{"setWeight": 30}, {"pause": {}}]}}))
+    h.evidence.serve("v1", 100)
+    h.evidence.serve("v2", 50)
+    await h.run(15)
+    assert (h.status().phase, h.status().paused_reason) == ("Paused", "PausedByStep")
+    h.evidence.serve("v2", 50, err=10)
+    await h.run(25)
+    assert h.status().phase == "Aborted"
+    assert (await h.route()).candidate is None
