@@ -154,8 +154,9 @@ class RedisTallyWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            while not self._task.done():  # a cancel can be lost in a racing wait (3.11)
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=1.0)
         await self.flush()  # the last counts, once
 
     async def _run(self) -> None:

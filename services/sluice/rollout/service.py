@@ -72,8 +72,9 @@ class RolloutController:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            while not self._task.done():  # a cancel can be lost in a racing wait (3.11)
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=1.0)
         with contextlib.suppress(Exception):
             await self.leader.release()
         self.leading = False
@@ -225,7 +226,10 @@ class RolloutController:
         analysis, _ = plan.active_analysis(spec, st)
         assert analysis is not None
         end = now - self.settle
-        window = await self.evidence.tallies(spec.model, end - analysis.span, end)
+        # tallies are per whole second: the judged window takes the second ``end`` falls in
+        # too (complete up to ``end``), else a check could judge traffic up to a second late;
+        # the sequential test's contiguous totals take whole seconds only (below)
+        window = await self.evidence.tallies(spec.model, end - analysis.span, int(end) + 1)
         if end > st.window_end:
             more = await self.evidence.tallies(spec.model, st.window_end, end)
             for role, version in (("candidate", spec.candidate), ("stable", spec.stable)):
