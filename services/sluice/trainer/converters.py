@@ -74,7 +74,7 @@ def convert_tree_classifier(scope: Any, operator: Any, container: Any) -> None:
         weight = 1.0 / len(model.estimators_)
         for tree_id, tree in enumerate(model.estimators_):
             add_tree_to_attribute_pairs(attrs, True, tree.tree_, tree_id, weight, 0, True)
-        source = _round_through_float32(scope, container, source)
+        source = round_through_float32(scope, container, source)
     elif isinstance(model, HistGradientBoostingClassifier):
         per_iteration = model.n_trees_per_iteration_
         for iteration, trees in enumerate(model._predictors):
@@ -133,7 +133,7 @@ def _class_labels(attrs: dict[str, Any], classes: np.ndarray) -> None:
         attrs["classlabels_strings"] = [str(c) for c in classes]
 
 
-def _round_through_float32(scope: Any, container: Any, source: str) -> str:
+def round_through_float32(scope: Any, container: Any, source: str) -> str:
     down: str = scope.get_unique_variable_name("as_float32")
     up: str = scope.get_unique_variable_name("rounded_through_float32")
     container.add_node(

@@ -34,6 +34,8 @@ from sklearn.ensemble import (
 )
 from sklearn.tree import DecisionTreeRegressor
 
+from sluice.trainer.converters import round_through_float32
+
 BRANCH_LEQ = 0
 AGGREGATE_SUM = 1
 STAND_IN_DOMAIN = "sluice.ml5"
@@ -162,15 +164,15 @@ def convert_tree_regressor(scope: Any, operator: Any, container: Any) -> None:
     if isinstance(model, RandomForestRegressor | ExtraTreesRegressor):
         for tree in model.estimators_:
             _add_decision_tree(ensemble, tree, 1.0 / len(model.estimators_))
-        source = _round_through_float32(scope, container, source)
+        source = round_through_float32(scope, container, source)
     elif isinstance(model, DecisionTreeRegressor):
         _add_decision_tree(ensemble, model, 1.0)
-        source = _round_through_float32(scope, container, source)
+        source = round_through_float32(scope, container, source)
     elif isinstance(model, GradientBoostingRegressor):
         base = _gradient_boosting_base(model)
         for tree in model.estimators_[:, 0]:
             _add_decision_tree(ensemble, tree, float(model.learning_rate))
-        source = _round_through_float32(scope, container, source)
+        source = round_through_float32(scope, container, source)
     elif isinstance(model, HistGradientBoostingRegressor):
         if model._loss.link.__class__.__name__ != "IdentityLink":
             raise TypeError(
@@ -223,18 +225,6 @@ def tree_regressor_shapes(operator: Any) -> None:
     """One double value per row."""
     rows = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = DoubleTensorType([rows, 1])
-
-
-def _round_through_float32(scope: Any, container: Any, source: str) -> str:
-    down: str = scope.get_unique_variable_name("as_float32")
-    up: str = scope.get_unique_variable_name("rounded_through_float32")
-    container.add_node(
-        "Cast", [source], [down], to=TensorProto.FLOAT, name=scope.get_unique_operator_name("Cast")
-    )
-    container.add_node(
-        "Cast", [down], [up], to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast")
-    )
-    return up
 
 
 REGRESSORS = (
