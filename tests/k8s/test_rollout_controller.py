@@ -114,7 +114,6 @@ class Harness:
             metrics=Metrics(CollectorRegistry()),
             tick=0.5,
             settle=0.0,
-            provider_timeout=5.0,
             clock=self.clock,
         )
 

@@ -69,7 +69,6 @@ def create_app(
         metrics=metrics,
         tick=settings.tick_seconds,
         settle=settings.settle_seconds,
-        provider_timeout=settings.provider_timeout_seconds,
     )
 
     @contextlib.asynccontextmanager

@@ -50,7 +50,6 @@ class RolloutController:
         metrics: Metrics,
         tick: float,
         settle: float,
-        provider_timeout: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
@@ -61,7 +60,6 @@ class RolloutController:
         self.metrics = metrics
         self.tick = tick
         self.settle = settle
-        self.provider_timeout = provider_timeout
         self.clock = clock
         self.leading = False
         self.healthy = False

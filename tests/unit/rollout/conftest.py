@@ -118,7 +118,7 @@ def make(*rollouts: Rollout, source: FakeSource | None = None,
     h = Harness(None, source or FakeSource(*rollouts), routes, evidence or FakeEvidence(), registry)  # type: ignore[arg-type]
     h.controller = RolloutController(
         source=h.source, leader=FakeLeader(), routes=routes, evidence=h.evidence,
-        metrics=Metrics(registry), tick=0.5, settle=0.5, provider_timeout=1.0, clock=h.clock,
+        metrics=Metrics(registry), tick=0.5, settle=0.5, clock=h.clock,
     )  # fmt: skip
     return h
 
