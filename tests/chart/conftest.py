@@ -2,7 +2,7 @@
 
 helm 3.18 comes from the cache the k8s tier uses (``${SLUICE_CACHE:-~/.cache/sluice}/bin``);
 ``scripts/tools helm`` installs it there when it is missing. Every test here is marked
-``chart`` (by hook, as a ``pytestmark`` in a conftest is ignored).
+``chart`` (by tests/conftest.py, from the folder).
 """
 
 from __future__ import annotations
@@ -21,15 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "sluice"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-HERE = Path(__file__).resolve().parent
 
 Render = Callable[..., list[dict[str, Any]]]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.chart)
 
 
 def cache_bin() -> Path:

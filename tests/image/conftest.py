@@ -32,8 +32,6 @@ _deselected: list[pytest.Item] = []
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tier = [item for item in items if item.path.is_relative_to(HERE)]
-    for item in tier:
-        item.add_marker(pytest.mark.image)
     if ENABLED or not tier:
         return
     items[:] = [item for item in items if not item.path.is_relative_to(HERE)]

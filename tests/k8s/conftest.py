@@ -6,8 +6,7 @@ says how to do the same locally. Without a kubeconfig every test here is deselec
 summary says why; with ``CI`` set, a missing kubeconfig is an error instead, so the tier can
 never silently stop running in CI.
 
-Every test in this folder is marked ``k8s`` (by hook: a ``pytestmark`` in a conftest is
-ignored). Fixtures:
+Every test in this folder is marked ``k8s`` (by tests/conftest.py, from the folder). Fixtures:
 
 - ``kube_config`` (session): ``Path`` of the kubeconfig.
 - ``api_client`` (session): ``kubernetes.client.ApiClient`` built from it, checked to reach
@@ -53,7 +52,6 @@ def _in_tier(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tier = [item for item in items if _in_tier(item)]
     for item in tier:
-        item.add_marker(pytest.mark.k8s)
         item.add_marker(INSECURE_OK)
     if not tier or kubeconfig_from_env() is not None:
         return

@@ -15,8 +15,6 @@ from sluice.core.registry import ModelRegistry
 from tests.integration.drift_monitor.traffic import Traffic, train
 from tests.support.procs import Process, free_port, running, sluice_command
 
-pytestmark = pytest.mark.integration
-
 MODEL = "churn"
 
 StartMonitor = Callable[..., AbstractContextManager[Process]]
