@@ -180,29 +180,17 @@ def train(
 
     The version is registered only if ONNX and scikit-learn agree within 1e-5.
     """
-    from sluice.trainer.schema import Task, infer_schema
-    from sluice.trainer.tables import load_table, training_set
+    from sluice.trainer.run import train as run
+    from sluice.trainer.schema import Task
 
-    store = ModelRegistry(registry)
-    ensure_new_version(store, model, version)
-    steps = ConsoleSteps()
-    table, source = load_table(data, rows=rows, seed=seed, steps=steps)
-    refs: list[str] = []
-    if features is not None:
-        table, refs = training_set(table, features, feature or [], label=label, steps=steps)
-        source = f"{source} + {features}"
-    elif feature:
+    if feature and features is None:
         raise InvalidInput("--feature needs --features (the feature views file)")
-    kind: Task | None = "regression" if task == TaskChoice.regression else None
-    if task == TaskChoice.classification:
-        kind = "classification"
-    infer_schema(table, label, kind)  # refuse an unusable table before importing scikit-learn
-    from sluice.trainer.service import train_and_register  # takes seconds to import
-
-    card = train_and_register(
-        table, model=model, version=version, registry=store, label=label,
-        algorithm=algorithm.value, seed=seed, source=source, feature_refs=refs, steps=steps,
-        threads=threads, task=kind,
+    kind: Task | None = None if task is None else task.value
+    store = ModelRegistry(registry)
+    card = run(
+        store, model=model, version=version, data=data, label=label, algorithm=algorithm.value,
+        task=kind, seed=seed, rows=rows, threads=threads, features=features,
+        feature_refs=feature or [], steps=ConsoleSteps(),
     )  # fmt: skip
     typer.echo(summary(card, store.path(model, version)))
 
