@@ -7,7 +7,9 @@ temporary registry, then, in one run:
 - bare onnxruntime: ``session.run`` in-process, 1 and 32 rows (p50/p99 of 3000 calls);
 - bare uvicorn: a minimal ASGI "hello" app under the same uvicorn settings;
 - the model server, one uvicorn worker (uvloop, httptools, no access log), with the
-  inference on the event loop (``direct``) and in a thread pool (``thread``):
+  inference on the event loop (``direct``), in a thread pool (``thread``), and with
+  adaptive batching (``batching``: concurrent requests under 64 rows gathered into one
+  onnxruntime call, no added wait):
   1 and 32 rows at concurrency 1 (latency), 1/32/128/256 rows at concurrency 16 and 64
   (throughput), each with wrk for ``--duration`` seconds, ``--repeat`` rounds; the table
   shows medians. All three servers run at once and wrk visits them in turn, round after
@@ -101,11 +103,13 @@ def main() -> None:
             hello_server(work) as (hello_url, hello_pid),
             model_server(work, registry, "direct") as (direct_url, direct_pid),
             model_server(work, registry, "thread") as (thread_url, thread_pid),
+            model_server(work, registry, "direct", batch=64) as (batch_url, batch_pid),
         ):
             hello = Target("bare uvicorn hello", hello_url, hello_pid)
             servers = [
                 Target("model server (direct)", f"{direct_url}/v2/models/churn/infer", direct_pid),
                 Target("model server (thread)", f"{thread_url}/v2/models/churn/infer", thread_pid),
+                Target("model server (batching)", f"{batch_url}/v2/models/churn/infer", batch_pid),
             ]
             for rows, concurrency in SCENARIOS:
                 targets = [hello, *servers] if rows == 1 else servers
@@ -196,13 +200,20 @@ def hello_server(work: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def model_server(work: Path, registry: Path, mode: str) -> Iterator[tuple[str, int]]:
+def model_server(
+    work: Path, registry: Path, mode: str, batch: int = 0
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     sluice = Path(sys.executable).with_name("sluice")
     argv = [str(sluice), "serve", "model-server", "--registry", str(registry),
             "--model", "churn", "--version", "v1", "--port", str(port)]  # fmt: skip
-    env = {"SLUICE_MODEL_SERVER_INFERENCE_MODE": mode, "SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING"}
-    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / f"{mode}.log") as served:
+    env = {
+        "SLUICE_MODEL_SERVER_INFERENCE_MODE": mode,
+        "SLUICE_MODEL_SERVER_BATCH_MAX_ROWS": str(batch),
+        "SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING",
+    }
+    log = work / f"{mode}-{batch}.log"
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as served:
         yield served
 
 
@@ -324,6 +335,18 @@ def render(
             lines.append(
                 f"- thread pool vs direct, {rows} rows at c={concurrency}: "
                 f"{t.rps / d.rps:.2f}x the throughput, p99 {t.p99_ms:.2f} vs {d.p99_ms:.2f} ms"
+            )
+    for rows, concurrency in ((1, 1), (1, 16), (1, 64), (32, 16)):
+        d, b = (
+            find("model server (direct)", rows, concurrency),
+            find("model server (batching)", rows, concurrency),
+        )
+        if d and b:
+            cpu_ratio = f", CPU/request {b.cpu_us / d.cpu_us:.2f}x" if b.cpu_us and d.cpu_us else ""
+            lines.append(
+                f"- batching vs direct, {rows} row(s) at c={concurrency}: {b.rps / d.rps:.2f}x "
+                f"the throughput, p50 {b.p50_ms:.2f} vs {d.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} vs "
+                f"{d.p99_ms:.2f} ms{cpu_ratio}"
             )
     best1 = find("model server (direct)", 1, 1)
     best64 = find("model server (direct)", 1, 64)

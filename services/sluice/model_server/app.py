@@ -70,7 +70,7 @@ def create_app(
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
-            service.close()
+            await service.close()
             explanations.close()
 
     app = ShortcutApp(

@@ -34,7 +34,7 @@ class Metrics:
         )
         self.batch_rows = FastHistogram(
             f"sluice_{SERVICE}_batch_size_rows",
-            "Rows per inference request.",
+            "Rows per onnxruntime call (a gathered batch when batching is on).",
             labels,
             BATCH_BUCKETS,
         )

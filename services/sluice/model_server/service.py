@@ -21,6 +21,7 @@ from sluice.model_server.backends import (
     VALUE,
     Runtime,
 )
+from sluice.model_server.batcher import Batcher
 from sluice.model_server.codec import Tensor, datatype_of
 from sluice.model_server.errors import ModelNotFound, ModelNotReady
 from sluice.model_server.metrics import Metrics, scores
@@ -61,6 +62,9 @@ class ModelService:
         if self._pool_from_rows < 2**62:
             self._pool = ThreadPoolExecutor(settings.inference_threads, "inference")
         self._runtime: Runtime | None = None
+        self._batcher: Batcher | None = None
+        self._batch_max_rows = settings.batch_max_rows
+        self._batch_max_wait = settings.batch_max_wait_ms / 1000
         self.inputs: list[InputSpec] = []
         self._not_ready = "the model is loading"
 
@@ -77,10 +81,19 @@ class ModelService:
             self._not_ready = f"the model failed to load: {exc}"
             return
         self._runtime = runtime
+        if self._batch_max_rows:
+            self._batcher = Batcher(
+                runtime.run,
+                max_rows=self._batch_max_rows,
+                max_wait=self._batch_max_wait,
+                observe=self._observe,
+            )
         self._not_ready = ""
         log.info("model ready", extra={"load_seconds": round(time.perf_counter() - started, 3)})
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
@@ -149,17 +162,22 @@ class ModelService:
             raise PayloadTooLarge(str(exc)) from None
         except ValidationError as exc:
             raise InvalidInput(str(exc)) from None
+        if self._batcher is not None and rows < self._batch_max_rows:
+            return await self._batcher.infer(feed, rows)  # it records the batch's metrics
         started = time.perf_counter()
         if rows < self._pool_from_rows:
             outputs = runtime.run(feed)
         else:
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(self._pool, runtime.run, feed)
-        seconds = time.perf_counter() - started
+        self._observe(time.perf_counter() - started, rows, outputs)
+        return outputs
+
+    def _observe(self, seconds: float, rows: int, outputs: dict[str, np.ndarray]) -> None:
+        """Metrics of one onnxruntime call (a request, or a gathered batch)."""
         # the score histogram holds probabilities; a regressor's values have no fixed range
         per_row = _NO_SCORES if self.regression else scores(outputs[PROBABILITIES])
         self.metrics.observe(seconds, rows, per_row)
-        return outputs
 
     async def predict(self, instances: Any) -> dict[str, np.ndarray]:
         """The model's outputs by name for KServe-V1 ``instances``."""

@@ -58,6 +58,15 @@ class Settings(ServiceSettings):
     inference_threads: int = 2
     """Threads in the inference pool (``thread`` and ``auto`` modes)."""
 
+    batch_max_rows: int = Field(default=0, ge=0)
+    """Adaptive batching (model_server/batcher.py): concurrent requests smaller than this
+    are gathered into one onnxruntime call of at most this many rows; 0 turns it off (the
+    default until bench/results/model_server.md shows it helps on your hardware)."""
+
+    batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    """With batching on, how long a batch that is not full may wait for more requests after
+    the server was idle; 0 gathers only what arrives while the previous batch runs."""
+
     intra_op_threads: int = 1
     """onnxruntime threads inside one inference; 1 suits many small concurrent requests."""
 
