@@ -38,6 +38,28 @@ def parse_wrk(out: str) -> tuple[float, float, float]:
     return percentile(50), percentile(99), float(rps.group(1))
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and every live descendant (from /proc),
+    plus what its waited-for children used: a server's whole cost, workers included."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if fields := stats.get(current):
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        todo += children.get(current, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def serving(
     argv: list[str], url: str, ready: str, env: dict[str, str], log: Path | None = None

@@ -41,7 +41,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from _common import free_port, parse_wrk, serving
+from _common import free_port, parse_wrk, serving, tree_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = """
@@ -217,12 +217,6 @@ def model_server(
         yield served
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Target:
     name: str
@@ -240,7 +234,7 @@ def measure(
     cpu: dict[str, list[float]] = {t.name: [] for t in targets}
     for _ in range(args.repeat):
         for target in targets:
-            cpu_before = cpu_seconds(target.pid)
+            cpu_before = tree_cpu_seconds(target.pid)
             out = subprocess.run(
                 ["wrk", "-t1", f"-c{concurrency}", f"-d{args.duration}s", "--timeout", "10s",
                  "--latency", "-s", str(script), target.url],
@@ -252,7 +246,7 @@ def measure(
             runs[target.name].append(parse_wrk(out))
             requests = re.search(r"^\s+(\d+) requests in", out, re.MULTILINE)
             if requests:
-                used = cpu_seconds(target.pid) - cpu_before
+                used = tree_cpu_seconds(target.pid) - cpu_before
                 cpu[target.name].append(used / int(requests.group(1)) * 1e6)
     results = []
     for target in targets:
