@@ -201,7 +201,7 @@ def hello_server(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def model_server(
-    work: Path, registry: Path, mode: str, batch: int = 0
+    work: Path, registry: Path, mode: str, batch: int = 0, loop: str = "uvloop"
 ) -> Iterator[tuple[str, int]]:
     port = free_port()
     sluice = Path(sys.executable).with_name("sluice")
@@ -211,8 +211,9 @@ def model_server(
         "SLUICE_MODEL_SERVER_INFERENCE_MODE": mode,
         "SLUICE_MODEL_SERVER_BATCH_MAX_ROWS": str(batch),
         "SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING",
+        "SLUICE_MODEL_SERVER_EVENT_LOOP": loop,
     }
-    log = work / f"{mode}-{batch}.log"
+    log = work / f"{mode}-{batch}-{loop}.log"
     with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as served:
         yield served
 

@@ -8,7 +8,8 @@ and KServe's model server, each with onnxruntime (the version we use), uvloop an
 httptools. One churn model is trained by our trainer; the same ``model.onnx`` is then
 served by:
 
-- our model server (``sluice serve model-server``, inference on the event loop);
+- our model server (``sluice serve model-server``, inference on the event loop), once on
+  uvloop and once on asyncio's own loop (the ``event_loop`` setting);
 - MLServer, a custom runtime that runs the file with onnxruntime (one worker, no parallel
   inference pool, metrics and access logs off);
 - KServe's model server, a ``kserve.Model`` that runs it with onnxruntime (one worker, gRPC
@@ -221,8 +222,10 @@ def main() -> None:
     kserve_python = peer_env("kserve", KSERVE)
     load_before = os.getloadavg()
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="sluice-peers-") as tmp, ExitStack() as stack:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="sluice-peers-"))
+    with ExitStack() as stack:
+        failed = False  # the folder (the servers' logs) is kept when the run fails
+        stack.callback(lambda: failed or shutil.rmtree(work))
         print("training the churn model with our trainer ...", flush=True)
         registry = train(work / "registry", 5000)
         body = write_bodies(work, registry)[1]
@@ -231,6 +234,7 @@ def main() -> None:
         script.write_text(WRK_SCRIPT)
         print("starting our model server, MLServer, KServe, nginx, our router ...", flush=True)
         ours, ours_pid = stack.enter_context(model_server(work, registry, "direct"))
+        aio, aio_pid = stack.enter_context(model_server(work, registry, "direct", loop="asyncio"))
         ml_url, ml_pid = stack.enter_context(mlserver(work, mlserver_python, onnx))
         ks_url, ks_pid = stack.enter_context(kserve(work, kserve_python, onnx))
         ng_url, ng_pid = stack.enter_context(nginx(work, ours))
@@ -239,6 +243,7 @@ def main() -> None:
         infer = "/v2/models/churn/infer"
         targets = [
             Target("sluice model server", ours + infer, {"server": ours_pid}),
+            Target("sluice model server, asyncio loop", aio + infer, {"server": aio_pid}),
             Target(f"MLServer {MLSERVER.split('==')[1]}", ml_url + infer, {"server": ml_pid}),
             Target(f"KServe {KSERVE.split('==')[1]}", ks_url + infer, {"server": ks_pid}),
             Target(
@@ -254,8 +259,13 @@ def main() -> None:
         ]
         for target in targets:  # same answer from every server before anything is timed
             check_answer(target, body)
-        for concurrency in args.concurrency:
-            rows += measure(targets, body, script, concurrency, args)
+        try:
+            for concurrency in args.concurrency:
+                rows += measure(targets, body, script, concurrency, args)
+        except RuntimeError:
+            failed = True
+            print(f"the servers' logs are kept in {work}", file=sys.stderr)
+            raise
     load_after = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, command, load_before, load_after, args))
@@ -402,7 +412,10 @@ def measure(
     for _ in range(args.repeat):
         for target in targets:
             before = {role: tree_cpu_seconds(pid) for role, pid in target.pids.items()}
-            figures = wrk(target.url, body, script, concurrency, args.duration)
+            try:
+                figures = wrk(target.url, body, script, concurrency, args.duration)
+            except RuntimeError as error:
+                raise RuntimeError(f"{target.name} at c={concurrency}: {error}") from None
             for role, pid in target.pids.items():
                 used = tree_cpu_seconds(pid) - before[role]
                 figures[f"cpu_{role}_us"] = used / figures["requests"] * 1e6
@@ -498,6 +511,14 @@ def ratios(rows: list[Row]) -> Iterator[str]:
         ours = find("sluice model server", concurrency)
         ml, ks = find("MLServer", concurrency), find("KServe", concurrency)
         ng, rt = find("nginx", concurrency), find("sluice router", concurrency)
+        aio = find("sluice model server, asyncio", concurrency)
+        if ours and aio:
+            yield (
+                f"- c={concurrency}: our model server on asyncio's loop against uvloop: CPU per "
+                f"request {aio.total_cpu_us / ours.total_cpu_us:.2f}x, p50 "
+                f"{aio.p50_ms:.2f} vs {ours.p50_ms:.2f} ms, p99/p50 "
+                f"{aio.p99_ms / aio.p50_ms:.1f} vs {ours.p99_ms / ours.p50_ms:.1f}"
+            )
         if ours and ml and ks:
             yield (
                 f"- c={concurrency}: our model server's CPU per request is "

@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def run_app(app: FastAPI, settings: ServiceSettings) -> None:
-    """Serve ``app`` on one worker with uvloop + httptools, no access log, graceful stop.
+    """Serve ``app`` on one worker with httptools on the configured event loop, no access
+    log, graceful stop.
 
     uvicorn stops accepting on SIGTERM and waits up to ``graceful_shutdown_seconds`` for
     in-flight requests before it exits.
@@ -22,7 +23,7 @@ def run_app(app: FastAPI, settings: ServiceSettings) -> None:
         app,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
+        loop=settings.event_loop,
         http="httptools",
         access_log=False,
         log_config=None,

@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     graceful_shutdown_seconds: float = Field(default=10.0, ge=0)
     """How long a stopping server waits for in-flight requests to finish."""
 
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """The event loop uvicorn runs on (bench/peers.py measures both: see
+    docs/benchmarks.md for CPU per request and tails at concurrency)."""
+
 
 class RedisSettings(BaseSettings):
     """Mixin for services that use Redis: one shared variable, ``SLUICE_REDIS_URL``."""
