@@ -80,7 +80,8 @@ class Settings(ServiceSettings, RedisSettings):
     """POSTed the evidence when drift persists (e.g. a retraining trigger); unset: no call."""
 
     alert_timeout_seconds: float = Field(default=5.0, gt=0)
-    """Time limit of one webhook call; three tries with back-off."""
+    """Time limit of one webhook call; up to three tries, retried only on a connection error,
+    a 5xx or a 429 (honouring a Retry-After of up to 5 s)."""
 
     prediction_ttl_seconds: float = Field(default=86400.0, gt=0)
     """How long logged predictions are kept to join ground truth (``POST /v1/feedback``)."""
