@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import datetime
+import email.utils
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import hiredis
@@ -279,22 +282,78 @@ class AlertSink(Protocol):
 
 
 class WebhookAlertSink:
-    """POST the alert as JSON; three tries with back-off; True once the receiver took it (2xx)."""
+    """POST the alert as JSON; True once the receiver took it (2xx).
 
-    def __init__(self, client: httpx.AsyncClient, url: str, tries: int = 3) -> None:
+    Up to ``tries`` calls, retried only when another call may succeed: a connection error
+    or timeout, a 5xx, or a 429. A receiver's ``Retry-After`` (seconds or an HTTP date) is
+    honoured up to ``max_retry_after`` seconds; a longer one ends this round (the monitor
+    calls again at the version's next window, so the loop is never held for long).
+    Otherwise the waits double from ``backoff`` seconds. Any other answer (a 4xx: the
+    receiver refused this body) is final. No wait follows the last try.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        tries: int = 3,
+        *,
+        backoff: float = 0.5,
+        max_retry_after: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.client, self.url, self.tries = client, url, tries
+        self.backoff, self.max_retry_after, self.sleep = backoff, max_retry_after, sleep
 
     async def send(self, payload: dict[str, Any]) -> bool:
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         for attempt in range(self.tries):
+            wait = self.backoff * 2**attempt
             try:
                 response = await self.client.post(
                     self.url, content=body, headers={"content-type": "application/json"}
                 )
+            except httpx.TransportError as exc:
+                log.warning("alert webhook call %d failed: %r", attempt + 1, exc)
+            else:
                 if response.is_success:
                     return True
-                log.warning("alert webhook answered %s", response.status_code)
-            except httpx.HTTPError as exc:
-                log.warning("alert webhook failed: %s", exc)
-            await asyncio.sleep(0.5 * 2**attempt)
+                status = response.status_code
+                if status != 429 and status < 500:
+                    log.warning("alert webhook refused the alert (%s); not retried", status)
+                    return False
+                log.warning("alert webhook answered %s (call %d)", status, attempt + 1)
+                asked = retry_after(response.headers.get("retry-after"), time.time())
+                if asked is not None:
+                    if asked > self.max_retry_after:
+                        log.warning("alert webhook asks to wait %.0f s; next window", asked)
+                        return False
+                    wait = asked
+            if attempt + 1 < self.tries:
+                await self.sleep(wait)
         return False
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (RFC 9110: delta-seconds or an HTTP
+    date, never negative); None when absent or unreadable.
+
+    >>> retry_after("7", 0.0), retry_after(None, 0.0), retry_after("soon", 0.0)
+    (7.0, None, None)
+    >>> retry_after("Thu, 01 Jan 1970 00:00:30 GMT", 10.0)  # 30 s after the epoch, now 10
+    20.0
+    >>> retry_after("Thu, 01 Jan 1970 00:00:05 GMT", 10.0)  # already past
+    0.0
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(when.timestamp() - now, 0.0)

@@ -28,7 +28,7 @@ from sluice.drift_monitor.stats import (
     psi_test,
     quantile_edges,
 )
-from sluice.drift_monitor.verdict import Policy, decide
+from sluice.drift_monitor.verdict import Policy, decide, decide_together
 from sluice.drift_monitor.windows import ClosedWindow, SideData
 
 UNSEEN_SHOWN = 10
@@ -116,26 +116,48 @@ def _categorical(f: CategoricalProfile) -> CategoricalRef:
 def numeric_measures(
     ref: NumericRef, values: FloatArray
 ) -> tuple[dict[str, Measure], dict[str, Any]]:
-    """PSI on the reference's bins (plus a missing bin), KS and Wasserstein on the values."""
+    """Tests: KS on the values, the missing share when a side has any; evidence: PSI on the
+    reference's bins (plus a missing bin) and Wasserstein."""
     finite = values[np.isfinite(values)]
     missing = int(values.size - finite.size)
     current = np.append(bin_counts(ref.edges, finite), missing)
-    measures = {"psi": psi_test(np.append(ref.counts, ref.missing), current)}
+    measures: dict[str, Measure] = {}
     if finite.size and ref.sample.size:
         measures["ks"], measures["wasserstein"] = ks_and_wasserstein(
             ref.sample, finite, scale=ref.std
         )
+    measures.update(missing_test(int(ref.counts.sum()), ref.missing, finite.size, missing))
+    measures["psi"] = psi_test(np.append(ref.counts, ref.missing), current)
     return measures, {"kind": "numeric", "rows": int(values.size), "missing": missing}
+
+
+def missing_test(
+    ref_present: int, ref_missing: int, present: int, missing: int
+) -> dict[str, Measure]:
+    """``{"missing": chi-squared of the 2 x 2 table}`` (effect: phi), or ``{}`` when no side
+    has a missing value: nothing to test.
+
+    >>> m = missing_test(990, 10, 900, 100)["missing"]  # 1% missing -> 10%
+    >>> round(m.effect, 3), m.p_value < 1e-15
+    (0.197, True)
+    >>> missing_test(1000, 0, 500, 0)
+    {}
+    """
+    if ref_missing == 0 and missing == 0:
+        return {}
+    reference, current = np.array([ref_present, ref_missing]), np.array([present, missing])
+    return {"missing": chi2_test(reference, current)}
 
 
 def categorical_measures(
     ref: CategoricalRef, values: ObjectArray
 ) -> tuple[dict[str, Measure], dict[str, Any]]:
-    """PSI, chi-squared and Jensen-Shannon on category counts, unseen values in their own bucket."""
+    """Test: chi-squared on category counts (unseen values in their own bucket); evidence: PSI
+    and Jensen-Shannon."""
     current, unseen = category_counts(values, ref.categories)
     measures = {
-        "psi": psi_test(ref.counts, current),
         "chi2": chi2_test(ref.counts, current),
+        "psi": psi_test(ref.counts, current),
         "jensen_shannon": jensen_shannon(ref.counts, current),
     }
     shown = dict(sorted(unseen.items(), key=lambda kv: -kv[1])[:UNSEEN_SHOWN])
@@ -195,11 +217,13 @@ def evaluate_version(
             measures[name], extras[name] = numeric_measures(r, column.astype(np.float64))
         else:
             measures[name], extras[name] = categorical_measures(r, column.astype(object))
-    features = _merge(decide(model, measures, policy), extras)
-    prediction = _prediction(model, ref, side, policy)
+    outputs, output_extras = _prediction_measures(ref, side)
+    verdicts = decide_together(model, {"features": measures, "prediction": outputs}, policy)
+    features = _merge(verdicts["features"], extras)
+    prediction: dict[str, Any] = _merge(verdicts["prediction"], output_extras)
     conclusive = side.rows >= policy.min_window_size
     drifted = [n for n, f in features.items() if f["drifted"]] if conclusive else []
-    prediction["drifted"] = bool(conclusive and prediction["drifted"])
+    prediction["drifted"] = conclusive and any(v["drifted"] for v in prediction.values())
     if not conclusive:
         status = "inconclusive"
     else:
@@ -213,13 +237,14 @@ def evaluate_version(
     }
 
 
-def _prediction(model: str, ref: Reference, side: SideData, policy: Policy) -> dict[str, Any]:
+def _prediction_measures(
+    ref: Reference, side: SideData
+) -> tuple[dict[str, dict[str, Measure]], dict[str, dict[str, Any]]]:
     measures, extras = {}, {}
     measures["score"], extras["score"] = numeric_measures(ref.score, side.scores)
     if ref.labels.categories:
         measures["label"], extras["label"] = categorical_measures(ref.labels, side.labels)
-    verdict = _merge(decide(model, measures, policy), extras)
-    return {**verdict, "drifted": any(v["drifted"] for v in verdict.values())}
+    return measures, extras
 
 
 def evaluate_pair(
@@ -264,11 +289,13 @@ def _pair_numeric(a: np.ndarray, b: np.ndarray) -> dict[str, Measure]:
     edges = quantile_edges(both)
     counts_a = np.append(bin_counts(edges, fa), a.size - fa.size)
     counts_b = np.append(bin_counts(edges, fb), b.size - fb.size)
-    measures = {"psi": psi_test(counts_a, counts_b)}
+    measures: dict[str, Measure] = {}
     if fa.size and fb.size:
         measures["ks"], measures["wasserstein"] = ks_and_wasserstein(
             fa, fb, scale=float(both.std()) or 1.0
         )
+    measures.update(missing_test(fa.size, a.size - fa.size, fb.size, b.size - fb.size))
+    measures["psi"] = psi_test(counts_a, counts_b)
     return measures
 
 
@@ -279,7 +306,7 @@ def _pair_categorical(a: np.ndarray, b: np.ndarray) -> dict[str, Measure]:
     counts_a, _ = category_counts(a, names)
     counts_b, _ = category_counts(b, names)
     return {
-        "psi": psi_test(counts_a, counts_b),
         "chi2": chi2_test(counts_a, counts_b),
+        "psi": psi_test(counts_a, counts_b),
         "jensen_shannon": jensen_shannon(counts_a, counts_b),
     }

@@ -54,13 +54,18 @@ class Settings(ServiceSettings, RedisSettings):
     """A window with fewer rows gets no verdict: its status is ``inconclusive``."""
 
     alpha: float = Field(default=0.05, gt=0, lt=1)
-    """Significance level after correction across features."""
+    """Significance level after correction: with ``holm`` the chance that a window without
+    any change is called drift (docs/drift-alerts.md, "The false-alarm bound")."""
 
-    correction: Correction = "bh"
-    """Correction across features: ``bh`` (Benjamini-Hochberg), ``bonferroni`` or ``none``."""
+    correction: Correction = "holm"
+    """Correction across a window's tests (features and outputs): ``holm`` (family-wise,
+    any dependence), ``bonferroni``, ``bh`` (Benjamini-Hochberg: false discovery rate) or
+    ``none`` (no bound)."""
 
     thresholds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    """Effect-size thresholds by method (JSON), e.g. ``{"psi": 0.2}``; others keep the default."""
+    """Effect-size thresholds by method (JSON), e.g. ``{"ks": 0.15}``; others keep the default.
+    ``ks``, ``chi2`` and ``missing`` decide; ``psi``, ``wasserstein`` and ``jensen_shannon``
+    only mark their evidence ``over_threshold``."""
 
     feature_thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per-feature overrides (JSON): ``{"age": {"psi": 0.25}, "churn/plan": {"chi2": 0.2}}``."""
@@ -75,7 +80,8 @@ class Settings(ServiceSettings, RedisSettings):
     """POSTed the evidence when drift persists (e.g. a retraining trigger); unset: no call."""
 
     alert_timeout_seconds: float = Field(default=5.0, gt=0)
-    """Time limit of one webhook call; three tries with back-off."""
+    """Time limit of one webhook call; up to three tries, retried only on a connection error,
+    a 5xx or a 429 (honouring a Retry-After of up to 5 s)."""
 
     prediction_ttl_seconds: float = Field(default=86400.0, gt=0)
     """How long logged predictions are kept to join ground truth (``POST /v1/feedback``)."""

@@ -1,17 +1,32 @@
-"""Drift verdicts that stay sane at large N: an effect-size threshold AND a corrected p-value.
+"""Drift verdicts whose false-alarm rate per window is bounded: one test per question.
 
-A method flags a feature only when its effect size reaches the threshold and its p-value,
-corrected across the features of the window (Bonferroni or Benjamini-Hochberg, per
-method), is below ``alpha``. Large windows make every p-value tiny; the threshold keeps a
-negligible difference from being called drift. Small windows have large effect sizes by
-chance; the p-value and the minimum window size keep them from being called drift.
+**The rule.** Each feature (and each output: the score, the predicted label) is judged by
+its *tests*: KS on the values of a numeric one (``ks``), plus a chi-squared test of its
+missing share when either side has missing values (``missing``); chi-squared on the
+category counts of a categorical one (``chi2``; missing and unseen values are buckets of
+it). Every test of the window goes into one family, and the p-values are corrected across
+the family (Holm by default). A test flags when its corrected p-value is below ``alpha``
+AND its effect size reaches the method's threshold (KS D, Cramér's V, phi). A feature
+drifts when one of its tests flags.
 
-Wasserstein and Jensen-Shannon have no closed-form test: they use the p-value of the test
-on the same data (KS and chi-squared).
+PSI, Wasserstein and Jensen-Shannon are *evidence*: computed, reported with their
+thresholds (``over_threshold``), never a verdict on their own. The old rule (any of three
+methods) gave three chances per feature to cry wolf, and PSI's p-value is the loosest of
+them (binned, floored, and no better than its rows are independent).
+
+**The bound.** When nothing changed and rows are independent, every test's p-value is
+uniform or conservative (KS is conservative with ties), so with ``holm`` or ``bonferroni``
+P(a window flags anything) <= ``alpha``, however the features correlate; with ``holm``
+the chance that an untouched feature is named beside a real shift is <= ``alpha`` too.
+``bh`` bounds the same per-window rate under independent or positively dependent tests
+and then controls the share of wrong names among the flagged ones. The thresholds only
+lower the rate further. Replayed or duplicated rows break independence (a p-value then
+counts the same row many times); the effect-size thresholds are what is left then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,31 +34,37 @@ import numpy as np
 
 from sluice.drift_monitor.stats import FloatArray, Measure
 
-Method = Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon"]
-Correction = Literal["bh", "bonferroni", "none"]
-NUMERIC_METHODS: tuple[Method, ...] = ("psi", "ks", "wasserstein")
-CATEGORICAL_METHODS: tuple[Method, ...] = ("psi", "chi2", "jensen_shannon")
-BORROWED_P: dict[str, str] = {"wasserstein": "ks", "jensen_shannon": "chi2"}
+Method = Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon", "missing"]
+Correction = Literal["holm", "bh", "bonferroni", "none"]
+NUMERIC_METHODS: tuple[Method, ...] = ("ks", "missing", "psi", "wasserstein")
+CATEGORICAL_METHODS: tuple[Method, ...] = ("chi2", "psi", "jensen_shannon")
+TESTS: frozenset[str] = frozenset({"ks", "chi2", "missing"})
+"""The methods that carry a verdict; every other one is evidence."""
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "psi": 0.1,
     "ks": 0.1,
-    "wasserstein": 0.15,
     "chi2": 0.1,
+    "missing": 0.1,
+    "psi": 0.1,
+    "wasserstein": 0.15,
     "jensen_shannon": 0.1,
 }
-"""Effect-size thresholds: PSI, KS D, Wasserstein / reference std, Cramér's V, JS distance."""
+"""Effect sizes: KS D, Cramér's V, phi of the missing share; evidence: PSI, Wasserstein /
+reference std, JS distance (marked ``over_threshold``, no verdict)."""
+
+Tests = dict[str, dict[str, Measure]]
+"""Per feature (or output), per method, its measure."""
 
 
 @dataclass(frozen=True)
 class Policy:
     alpha: float = 0.05
-    correction: Correction = "bh"
+    correction: Correction = "holm"
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     overrides: dict[str, dict[str, float]] = field(default_factory=dict)
-    """``{"feature": {"psi": 0.2}}`` for every model, or ``{"model/feature": {...}}`` for one."""
+    """``{"feature": {"ks": 0.2}}`` for every model, or ``{"model/feature": {...}}`` for one."""
     ignore: frozenset[str] = frozenset()
-    """Features (``feature`` or ``model/feature``) measured and reported but never flagged."""
+    """Features (``feature`` or ``model/feature``) measured and reported, never tested."""
     min_window_size: int = 500
 
     def threshold(self, model: str, feature: str, method: str) -> float:
@@ -59,10 +80,14 @@ class Policy:
 def adjust(p_values: FloatArray, correction: Correction) -> FloatArray:
     """Corrected p-values; NaN (no p-value) stays NaN and does not count as a test.
 
+    Holm: the i-th smallest of m is multiplied by ``m - i + 1``, then made non-decreasing;
+    it rejects whatever Bonferroni rejects and more, with the same family-wise bound.
     Benjamini-Hochberg matches ``scipy.stats.false_discovery_control(p, method="bh")``.
 
     >>> adjust(np.array([0.01, 0.02, np.nan, 0.5]), "bonferroni").tolist()
     [0.03, 0.06, nan, 1.0]
+    >>> adjust(np.array([0.01, 0.04, 0.03]), "holm").round(4).tolist()  # .01*3, .04*1 -> .06, .03*2
+    [0.03, 0.06, 0.06]
     >>> adjust(np.array([0.01, 0.02, 0.04]), "bh").round(4).tolist()  # 0.01*3/1, 0.02*3/2, .04
     [0.03, 0.03, 0.04]
     """
@@ -77,70 +102,105 @@ def adjust(p_values: FloatArray, correction: Correction) -> FloatArray:
     elif correction == "bonferroni":
         out[mask] = np.minimum(p * m, 1.0)
     else:
-        order = np.argsort(p)
-        scaled = p[order] * m / np.arange(1, m + 1)
-        monotone = np.minimum.accumulate(scaled[::-1])[::-1]
+        order = np.argsort(p, kind="stable")
+        rank = np.arange(1, m + 1)
+        if correction == "holm":
+            monotone = np.maximum.accumulate(p[order] * (m - rank + 1))
+        else:
+            scaled = p[order] * m / rank
+            monotone = np.minimum.accumulate(scaled[::-1])[::-1]
         adjusted = np.empty(m)
         adjusted[order] = np.minimum(monotone, 1.0)
         out[mask] = adjusted
     return out
 
 
-def decide(
-    model: str, measures: dict[str, dict[str, Measure]], policy: Policy
-) -> dict[str, dict[str, Any]]:
-    """Per feature: each method's figures and verdict, and whether the feature drifted.
+def decide(model: str, measures: Tests, policy: Policy) -> dict[str, dict[str, Any]]:
+    """Per feature: each method's figures, and whether the feature drifted (one family).
 
-    >>> big = Measure(0.3, 0.3, 1e-9)
-    >>> out = decide("m", {"a": {"ks": big}, "b": {"ks": Measure(0.3, 0.3, 0.2)}}, Policy())
+    >>> out = decide("m", {"a": {"ks": Measure(0.3, 0.3, 1e-9)},
+    ...                    "b": {"ks": Measure(0.3, 0.3, 0.2)}}, Policy())
     >>> out["a"]["drifted"], out["b"]["drifted"]  # b: a large effect but not significant
     (True, False)
+    >>> out = decide("m", {"c": {"ks": Measure(0.05, 0.05, 0.5), "psi": Measure(0.2, 0.2, 1e-4)}},
+    ...              Policy())
+    >>> out["c"]["drifted"], out["c"]["methods"]["psi"]["over_threshold"]  # PSI: evidence
+    (False, True)
     """
-    features = list(measures)
-    adjusted: dict[str, dict[str, float]] = {f: {} for f in features}
-    methods = {m for per in measures.values() for m in per}
-    for method in methods:
-        raw = np.array(
-            [_p(measures[f].get(method)) for f in features if method in measures[f]],
-            dtype=np.float64,
-        )
-        for f, p in zip(
-            [f for f in features if method in measures[f]],
-            adjust(raw, policy.correction),
-            strict=True,
-        ):
-            adjusted[f][method] = float(p)
-    out: dict[str, dict[str, Any]] = {}
-    for f in features:
-        figures: dict[str, Any] = {}
-        for method, measure in measures[f].items():
-            p_adj = adjusted[f].get(BORROWED_P.get(method, method), float("nan"))
-            threshold = policy.threshold(model, f, method)
-            drifted = (
-                not policy.ignored(model, f)
-                and measure.effect >= threshold
-                and not np.isnan(p_adj)
-                and p_adj < policy.alpha
-            )
-            figures[method] = {
-                "statistic": measure.statistic,
-                "effect": measure.effect,
-                "p_value": measure.p_value,
-                "p_adjusted": None if np.isnan(p_adj) else p_adj,
-                "threshold": threshold,
-                "drifted": bool(drifted),
-            }
-        out[f] = {
-            "drifted": any(m["drifted"] for m in figures.values()),
-            "methods": figures,
+    return decide_together(model, {"": measures}, policy)[""]
+
+
+def decide_together(
+    model: str, groups: Mapping[str, Tests], policy: Policy
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``decide`` for several groups (features, outputs) corrected as one family.
+
+    Two features each with KS p = 0.02 and one output with p = 0.03: Holm multiplies by
+    3, 2, 1 in order of p (ties keep their order): 0.06, 0.06 (non-decreasing), 0.06, so
+    nothing flags at alpha 0.05 although each alone would.
+
+    >>> ks = lambda p: {"ks": Measure(0.2, 0.2, p)}
+    >>> out = decide_together("m", {"features": {"a": ks(0.02), "b": ks(0.02)},
+    ...                             "prediction": {"score": ks(0.03)}}, Policy())
+    >>> [round(out["features"]["a"]["methods"]["ks"]["p_adjusted"], 4),
+    ...  round(out["prediction"]["score"]["methods"]["ks"]["p_adjusted"], 4)]
+    [0.06, 0.06]
+    """
+    family = [
+        (group, name, method)
+        for group, tests in groups.items()
+        for name, per in tests.items()
+        if not policy.ignored(model, name)
+        for method in per
+        if method in TESTS
+    ]
+    raw = np.array([_p(groups[g][n][m]) for g, n, m in family], dtype=np.float64)
+    adjusted = dict(zip(family, adjust(raw, policy.correction).tolist(), strict=True))
+    return {
+        group: {
+            name: _verdict(model, name, per, {m: adjusted.get((group, name, m)) for m in per},
+                           policy)
+            for name, per in tests.items()
         }
-    return out
+        for group, tests in groups.items()
+    }  # fmt: skip
 
 
-def _p(measure: Measure | None) -> float:
-    if measure is None or measure.p_value is None:
-        return float("nan")
-    return measure.p_value
+def _verdict(
+    model: str, name: str, per: dict[str, Measure], adjusted: dict[str, float | None],
+    policy: Policy,
+) -> dict[str, Any]:  # fmt: skip
+    """One feature's figures: its tests decide, the evidence borrows the main test's p."""
+    main = next((m for m in ("ks", "chi2") if m in per), None)
+    figures: dict[str, Any] = {}
+    for method, measure in per.items():
+        threshold = policy.threshold(model, name, method)
+        p_adj = adjusted[method] if method in TESTS else adjusted.get(main or "")
+        p_adj = None if p_adj is None or np.isnan(p_adj) else p_adj
+        over = bool(measure.effect >= threshold)
+        figures[method] = {
+            "statistic": measure.statistic,
+            "effect": measure.effect,
+            "p_value": measure.p_value,
+            "p_adjusted": p_adj,
+            "threshold": threshold,
+            "role": "test" if method in TESTS else "evidence",
+            "over_threshold": over,
+            "drifted": method in TESTS and over and p_adj is not None and p_adj < policy.alpha,
+        }
+    drifted = any(f["drifted"] for f in figures.values())
+    for f in figures.values():
+        if f["role"] == "evidence":  # agrees with a verdict, never makes one
+            f["drifted"] = drifted and f["over_threshold"]
+    return {
+        "drifted": drifted,
+        "flagged_by": [m for m, f in figures.items() if f["role"] == "test" and f["drifted"]],
+        "methods": figures,
+    }
+
+
+def _p(measure: Measure) -> float:
+    return float("nan") if measure.p_value is None else measure.p_value
 
 
 def next_streak(streak: dict[str, Any], status: str, index: int, needed: int) -> dict[str, Any]:

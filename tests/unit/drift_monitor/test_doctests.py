@@ -8,6 +8,7 @@ from types import ModuleType
 import pytest
 
 from sluice.drift_monitor import (
+    backends,
     batch,
     evaluate,
     feedback,
@@ -21,7 +22,7 @@ from sluice.drift_monitor import (
 
 @pytest.mark.parametrize(
     "module",
-    [stats, verdict, windows, batch, evaluate, performance, feedback, monitor],
+    [stats, verdict, windows, batch, evaluate, performance, feedback, monitor, backends],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:
