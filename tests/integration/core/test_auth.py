@@ -9,6 +9,7 @@ uvicorn process) growing anywhere near the upload's size.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -19,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sluice.router.backends import HttpFeatureLookup, UpstreamFailure
+from sluice.router.http1 import Http1Upstream
 from tests.integration.feature_store.conftest import definitions, write_source
 from tests.integration.rollout.test_api import example
 from tests.support.procs import Process, free_port, redis_server, running, sluice_command
@@ -183,3 +186,26 @@ def test_a_huge_body_is_refused_without_being_held(
         assert answered == status, what
     ok = call(proc, endpoint, token)  # still serving
     assert 200 <= ok.status_code < 300, ok.text
+
+
+def test_the_router_sends_the_read_token_to_the_feature_store(
+    services: dict[str, Process],
+) -> None:
+    """The router's ``http`` feature lookup, on its own HTTP client, against the real store."""
+    url = services["feature_store"].url or ""
+    pushed = httpx.post(
+        f"{url}/v1/features/push", json=PUSH, headers={"authorization": f"Bearer {WRITER}"}
+    )
+    assert pushed.status_code == 200, pushed.text
+
+    async def lookup(token: str | None) -> Any:
+        client = Http1Upstream(connections=2, connect_timeout=5)
+        try:
+            found = HttpFeatureLookup(url, client, 10, token)
+            return await found.lookup(["activity:calls"], "customer_id", ["C1"])
+        finally:
+            await client.close()
+
+    assert asyncio.run(lookup(READER)) == {"activity:calls": ([3], ["PRESENT"])}
+    with pytest.raises(UpstreamFailure, match="401"):
+        asyncio.run(lookup(None))
