@@ -24,6 +24,7 @@ from tests.support.procs import free_port, redis_server, running, sluice_command
 pytestmark = pytest.mark.e2e
 
 TOKEN = "e2e-admin-token"
+FEEDBACK_TOKEN = "e2e-feedback-token"
 ROWS = 3000
 
 
@@ -50,7 +51,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     work = tmp_path_factory.mktemp("system")
     with ExitStack() as stack:
         redis_url, _ = stack.enter_context(redis_server(work / "redis"))
-        env = {**os.environ, "SLUICE_REDIS_URL": redis_url, "SLUICE_ADMIN_TOKEN": TOKEN}
+        env = {
+            **os.environ,
+            "SLUICE_REDIS_URL": redis_url,
+            "SLUICE_ADMIN_TOKEN": TOKEN,
+            "SLUICE_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
+        }
         data, registry = work / "churn.parquet", work / "registry"
         definitions = work / "features.yaml"
         example = (Path(__file__).parents[2] / "examples/churn/features.yaml").read_text()
@@ -157,6 +163,7 @@ def test_live_traffic_reaches_drift_and_performance_figures(system: System) -> N
     feedback = httpx.post(
         f"{system.drift}/v1/feedback",
         json={"model": "churn", "ids": [*ids, "never-served"], "labels": [*truth.values(), 1]},
+        headers={"authorization": f"Bearer {FEEDBACK_TOKEN}"},
     )
     assert feedback.status_code == 200, feedback.text
     counts = feedback.json()

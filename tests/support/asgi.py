@@ -23,11 +23,14 @@ class AppClient:
     The app's background tasks (model loading, watchers, workers) run whenever a call runs.
     """
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, headers: dict[str, str] | None = None) -> None:
+        """``headers`` go with every call (e.g. a write token)."""
         self.app = app
         self._runner = asyncio.Runner()
         transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        self._client = httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        )
         self._lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
 
     def __enter__(self) -> AppClient:

@@ -113,8 +113,11 @@ def redis_on(port: int, workdir: Path, *extra: str) -> Iterator[Process]:
     """A real redis-server on a chosen loopback port, answering PING; stopped after.
 
     A chosen port lets a test stop Redis and start it again where clients expect it.
+    ``"--requirepass", PASSWORD`` in ``extra`` starts it with a password.
     """
     import redis
+
+    password = extra[extra.index("--requirepass") + 1] if "--requirepass" in extra else None
 
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -122,7 +125,7 @@ def redis_on(port: int, workdir: Path, *extra: str) -> Iterator[Process]:
         "--dir", str(workdir), "--save", "", *extra,
     ]  # fmt: skip
     with running(argv, log=workdir / f"redis-{time.monotonic_ns()}.log") as proc:
-        client = redis.Redis(port=port)
+        client = redis.Redis(port=port, password=password)
         deadline = time.monotonic() + 10
         while True:
             try:

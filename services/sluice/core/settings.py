@@ -7,9 +7,10 @@ passes the object down.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -37,11 +38,52 @@ class ServiceSettings(BaseSettings):
     docs/benchmarks.md for CPU per request and tails at concurrency)."""
 
 
+def with_password(url: str, password: str) -> str:
+    """``url`` with Redis's ``password`` in it, unless the URL carries one already.
+
+    >>> with_password("redis://redis:6379/0", "s3cret")
+    'redis://:s3cret@redis:6379/0'
+    >>> with_password("rediss://default@redis:6380/0", "p@ss word")
+    'rediss://default:p%40ss%20word@redis:6380/0'
+    >>> with_password("redis://:mine@redis:6379/0", "s3cret")
+    'redis://:mine@redis:6379/0'
+    >>> with_password("unix:///run/redis.sock?db=1", "s3cret")
+    'unix:///run/redis.sock?db=1&password=s3cret'
+    """
+    parts = urlsplit(url)
+    if parts.password or "password=" in parts.query:
+        return url
+    secret = quote(password, safe="")
+    if parts.scheme == "unix":
+        return f"{url}{'&' if parts.query else '?'}password={secret}"
+    user = quote(parts.username, safe="") if parts.username else ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
+
+
 class RedisSettings(BaseSettings):
-    """Mixin for services that use Redis: one shared variable, ``SLUICE_REDIS_URL``."""
+    """Mixin for services that use Redis: one shared variable, ``SLUICE_REDIS_URL``, and
+    its password, ``SLUICE_REDIS_PASSWORD``."""
 
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("redis_url", "SLUICE_REDIS_URL"),
     )
     """Where Redis is (redis://, rediss:// or unix://); also read from SLUICE_REDIS_URL."""
+
+    redis_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("redis_password", "SLUICE_REDIS_PASSWORD")
+    )
+    """Redis's password (``SLUICE_REDIS_PASSWORD``, from a Secret; ``requirepass``), put
+    into every Redis URL of these settings that carries none (a URL's own password wins)."""
+
+    @model_validator(mode="after")
+    def _apply_redis_password(self) -> Self:
+        if self.redis_password is None or not self.redis_password.get_secret_value():
+            return self
+        password = self.redis_password.get_secret_value()
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name.endswith("redis_url") and isinstance(value, str):
+                setattr(self, name, with_password(value, password))
+        return self

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from sluice import __version__
+from sluice.core.auth import FEEDBACK_TOKEN, writer_role
 from sluice.core.errors import install_error_handlers
 from sluice.core.health import ReadyCheck, health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
@@ -128,6 +129,14 @@ def create_app(
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
-    add_routes(app, service, settings.max_feedback_items)
+    add_routes(
+        app,
+        service,
+        settings.max_feedback_items,
+        feedback_role=writer_role(
+            "feedback", FEEDBACK_TOKEN, settings.feedback_token, settings.admin_token
+        ),
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "drift_monitor"))
     return app

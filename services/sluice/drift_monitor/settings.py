@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from sluice.core.settings import RedisSettings, ServiceSettings
@@ -91,6 +91,22 @@ class Settings(ServiceSettings, RedisSettings):
 
     max_feedback_items: int = Field(default=10000, ge=1)
     """Most labels one feedback request may carry."""
+
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest feedback body (room for ``max_feedback_items`` labels with request-id ids);
+    more is refused with 413, after the token check and without reading the rest."""
+
+    feedback_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("feedback_token", "SLUICE_FEEDBACK_TOKEN")
+    )
+    """Bearer token ``POST /v1/feedback`` requires (``SLUICE_FEEDBACK_TOKEN``); unset: the
+    admin token is required instead; neither set: feedback is refused."""
+
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("admin_token", "SLUICE_ADMIN_TOKEN")
+    )
+    """``SLUICE_ADMIN_TOKEN``: accepted for feedback only while ``SLUICE_FEEDBACK_TOKEN``
+    is unset."""
 
     models: list[str] = Field(default_factory=list)
     """Models to watch (JSON list); empty: every model in the registry and every stream found."""

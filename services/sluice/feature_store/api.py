@@ -2,6 +2,11 @@
 
 Bodies are parsed with orjson rather than pydantic models: the online read is on a
 sub-millisecond path, and the service validates every field with messages naming it.
+
+Pushes need ``Authorization: Bearer <SLUICE_FEATURE_WRITE_TOKEN>`` (or, with that unset,
+``SLUICE_ADMIN_TOKEN``); reads need ``SLUICE_FEATURE_READ_TOKEN`` when it is set and are
+open otherwise (``sluice.core.auth``). The token is checked before the body is read, and
+the body is read incrementally up to ``max_body_bytes`` (413 past it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.core.auth import (
+    FEATURE_READ_TOKEN,
+    FEATURE_WRITE_TOKEN,
+    authorize,
+    reader_role,
+    writer_role,
+)
 from sluice.core.errors import InvalidInput
 from sluice.core.http import read_body
 from sluice.feature_store.definitions import FeatureView
@@ -27,10 +39,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def routes(service: FeatureService) -> list[Route]:
     """Plain Starlette routes: they skip FastAPI's per-request dependency machinery, which
     costs more than the rest of a one-entity lookup (bench/results/feature_store.md)."""
-    limit = service.settings.max_body_bytes
+    settings = service.settings
+    limit = settings.max_body_bytes
+    reader = reader_role("online feature reads", FEATURE_READ_TOKEN, settings.feature_read_token)
+    writer = writer_role(
+        "feature pushes", FEATURE_WRITE_TOKEN, settings.feature_write_token, settings.admin_token
+    )
 
-    async def list_views(_: Request) -> Response:
+    async def list_views(request: Request) -> Response:
         """Every registered view: entity, features, ttl, materialised-until, freshest value."""
+        authorize(reader, request.headers.get("authorization"))
         catalog = service.catalog
         if not catalog.loaded:
             catalog = await service.store.refresh()
@@ -46,6 +64,7 @@ def routes(service: FeatureService) -> list[Route]:
 
     async def get_online(request: Request) -> Response:
         """``{"features": ["view:feature" | "view:*"], "entities": {key: [...]}}``."""
+        authorize(reader, request.headers.get("authorization"))
         body = await _body(request, limit)
         result = await service.get_online(body.get("features"), body.get("entities"))
         return _json(
@@ -54,6 +73,7 @@ def routes(service: FeatureService) -> list[Route]:
 
     async def push(request: Request) -> Response:
         """``{"view": NAME, "rows": [{<entity key>, <features>, "event_timestamp"}]}``."""
+        authorize(writer, request.headers.get("authorization"))
         view, result = await service.push(await _body(request, limit))
         return _json(
             {"view": view.name, "rows": result.written + result.skipped,
@@ -62,6 +82,7 @@ def routes(service: FeatureService) -> list[Route]:
 
     async def feast_get_online_features(request: Request) -> Response:
         """Feast's feature server: same request, same response, so Feast clients work."""
+        authorize(reader, request.headers.get("authorization"))
         body = await _body(request, limit)
         if body.get("feature_service") is not None:
             raise InvalidInput("feature_service: feature services are not supported; "

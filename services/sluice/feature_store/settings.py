@@ -5,7 +5,7 @@ CLI options are passed as keyword arguments and win over the environment.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from sluice.core.settings import RedisSettings, ServiceSettings
@@ -37,7 +37,29 @@ class Settings(ServiceSettings, RedisSettings):
     """Most rows one push may carry; more is a 413."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    """Largest request body accepted; more is a 413."""
+    """Largest request body accepted (a push, a read); more is a 413, after the token check
+    and without reading the rest."""
+
+    feature_write_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("feature_write_token", "SLUICE_FEATURE_WRITE_TOKEN"),
+    )
+    """Bearer token every write (``POST /v1/features/push``) requires
+    (``SLUICE_FEATURE_WRITE_TOKEN``); unset: the admin token is required instead; neither
+    set: writes are refused."""
+
+    feature_read_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("feature_read_token", "SLUICE_FEATURE_READ_TOKEN"),
+    )
+    """Bearer token online reads require (``SLUICE_FEATURE_READ_TOKEN``: get-online,
+    /get-online-features, views); unset: reads are open."""
+
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("admin_token", "SLUICE_ADMIN_TOKEN")
+    )
+    """``SLUICE_ADMIN_TOKEN``: accepted for writes only while ``SLUICE_FEATURE_WRITE_TOKEN``
+    is unset."""
 
     push_max_future_seconds: float = Field(default=300.0, ge=0)
     """How far in the future a pushed event_timestamp may be (clock skew); later is a 422."""

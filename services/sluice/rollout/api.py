@@ -1,20 +1,22 @@
 """The controller's admin API: declare, read and steer rollouts. Parse, call, shape.
 
-Every call needs ``Authorization: Bearer <SLUICE_ADMIN_TOKEN>``. In a cluster the
-resources live in Kubernetes: reading works here, changes go through kubectl
+Every call needs ``Authorization: Bearer <SLUICE_ADMIN_TOKEN>``, checked before a body is
+read; a body is read incrementally up to ``admin_max_body_bytes`` (413 past it). In a
+cluster the resources live in Kubernetes: reading works here, changes go through kubectl
 (``kubectl apply``, ``kubectl sluice``) and are refused with 409.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends, Request
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from sluice.core.auth import admin_guard
+from sluice.core.auth import admin_role, read_object, require
 from sluice.core.errors import Unavailable
 from sluice.rollout.backends import RedisRolloutSource, RolloutSource
 from sluice.rollout.errors import DeclaredElsewhere, InvalidRollout, RolloutNotFound
@@ -22,9 +24,9 @@ from sluice.rollout.plan import ACTIONS
 from sluice.rollout.resource import ACTION_ANNOTATION, Rollout, RolloutError, document, parse
 
 
-def admin_router(source: RolloutSource, token: str | None) -> APIRouter:
+def admin_router(source: RolloutSource, token: SecretStr | None, max_body_bytes: int) -> APIRouter:
     router = APIRouter(
-        prefix="/admin/v1", dependencies=[Depends(admin_guard(token))], tags=["admin"]
+        prefix="/admin/v1", dependencies=[Depends(require(admin_role(token)))], tags=["admin"]
     )
 
     def local() -> RedisRolloutSource:
@@ -55,8 +57,9 @@ def admin_router(source: RolloutSource, token: str | None) -> APIRouter:
         return {"name": name, "events": await redis(local().events(name))}
 
     @router.put("/rollouts/{name}")
-    async def put_rollout(name: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    async def put_rollout(name: str, request: Request) -> dict[str, Any]:
         """Declare or change a rollout (the whole resource, as YAML would give it)."""
+        body = await read_object(request, max_body_bytes)
         store = local()
         try:
             rollout = parse(body)
@@ -79,9 +82,10 @@ def admin_router(source: RolloutSource, token: str | None) -> APIRouter:
         return {"name": name, "deleted": True}
 
     @router.post("/rollouts/{name}/actions", status_code=202)
-    async def act(name: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    async def act(name: str, request: Request) -> dict[str, Any]:
         """Ask for ``promote``, ``promote-full``, ``abort``, ``pause``, ``resume``, ``retry``,
         ``set-weight`` (with ``weight``) or ``skip-analysis``; carried out at the next tick."""
+        body = await read_object(request, max_body_bytes)
         store = local()
         action = body.get("action")
         if action not in ACTIONS:

@@ -94,7 +94,6 @@ def create_app(
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    app.include_router(admin_router(source, token))
+    app.include_router(admin_router(source, settings.admin_token, settings.admin_max_body_bytes))
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "rollout"))
     return app

@@ -67,6 +67,10 @@ class Settings(ServiceSettings, RedisSettings):
     )
     """Bearer token of the admin API (``SLUICE_ADMIN_TOKEN``); unset disables it."""
 
+    admin_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest admin request body (a rollout, an action); more is refused with 413, after
+    the token check and without reading the rest."""
+
     @field_validator("drift_monitor_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:

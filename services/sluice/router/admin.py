@@ -1,9 +1,11 @@
 """The admin API: read and change the routing table, read shadow disagreements.
 
 Every call needs ``Authorization: Bearer <SLUICE_ADMIN_TOKEN>``; with no token configured
-the admin API refuses everything. A change is validated in full before it is stored; a
-refused change leaves the table as it was. The replica that took the change applies it at
-once; the others within a second (pub/sub, backed by the periodic re-read).
+the admin API refuses everything. The token is checked before a body is read, and a body
+is read incrementally up to ``admin_max_body_bytes`` (413 past it; ``sluice.core.auth``).
+A change is validated in full before it is stored; a refused change leaves the table as it
+was. The replica that took the change applies it at once; the others within a second
+(pub/sub, backed by the periodic re-read).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, SecretStr
 from redis.exceptions import RedisError
 
-from sluice.core.auth import admin_guard
+from sluice.core.auth import admin_role, body_schema, read_object, require
 from sluice.core.errors import Unavailable
 from sluice.core.routes import InvalidRoute, Route, RouteWriter, RoutingStore
 from sluice.router.backends import ShadowSamples
@@ -22,6 +25,15 @@ from sluice.router.errors import ModelNotRouted
 from sluice.router.service import RouterService
 
 T = TypeVar("T")
+
+
+class RouteBody(BaseModel):
+    """A route as ``PUT /admin/v1/routes/{model}`` takes it (validated in full by
+    ``sluice.core.routes``), plus ``if_revision``; documented here for OpenAPI only."""
+
+    model_config = ConfigDict(extra="allow")
+
+    if_revision: int | None = None
 
 
 def show(route: Route, applied: Route | None) -> dict[str, Any]:
@@ -36,11 +48,12 @@ def admin_router(
     service: RouterService,
     store: RoutingStore,
     samples: ShadowSamples,
-    token: str | None,
+    token: SecretStr | None,
+    max_body_bytes: int,
 ) -> APIRouter:
     writer = RouteWriter(store)
     router = APIRouter(
-        prefix="/admin/v1", dependencies=[Depends(admin_guard(token))], tags=["admin"]
+        prefix="/admin/v1", dependencies=[Depends(require(admin_role(token)))], tags=["admin"]
     )
 
     async def current(model: str) -> Route:
@@ -58,10 +71,11 @@ def admin_router(
     async def get_route(model: str) -> dict[str, Any]:
         return show(await current(model), service.table.get(model))
 
-    @router.put("/routes/{model}")
-    async def put_route(model: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    @router.put("/routes/{model}", openapi_extra=body_schema(RouteBody))
+    async def put_route(model: str, request: Request) -> dict[str, Any]:
         """Replace the model's route. ``if_revision`` (optional) refuses the change when
         the stored route is at another revision (409)."""
+        body = await read_object(request, max_body_bytes)
         if_revision = body.pop("if_revision", None)
         if if_revision is not None and not isinstance(if_revision, int):
             raise InvalidRoute("if_revision must be an integer")

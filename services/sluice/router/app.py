@@ -101,8 +101,12 @@ def create_app(
         )
     elif lookup is None and settings.feature_lookup == "http":
         assert settings.feature_store_url is not None
+        read_token = settings.feature_read_token
         lookup = HttpFeatureLookup(
-            settings.feature_store_url, client, settings.lookup_timeout_seconds
+            settings.feature_store_url,
+            client,
+            settings.lookup_timeout_seconds,
+            read_token.get_secret_value() if read_token else None,
         )
     if schemas is None:
         models = ModelRegistry(settings.registry) if settings.registry else None
@@ -188,7 +192,8 @@ def create_app(
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     add_routes(app, service, inference)
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    app.include_router(admin_router(service, store, samples, token))
+    app.include_router(
+        admin_router(service, store, samples, settings.admin_token, settings.admin_max_body_bytes)
+    )
     app.add_middleware(RequestMiddleware, metrics=http)
     return app

@@ -153,12 +153,16 @@ class AiohttpUpstream:
 
 
 class HttpFeatureLookup:
-    """Lookups through the feature store service (``POST /v1/features/get-online``)."""
+    """Lookups through the feature store service (``POST /v1/features/get-online``),
+    sending ``Authorization: Bearer <SLUICE_FEATURE_READ_TOKEN>`` when one is set."""
 
-    def __init__(self, base_url: str, client: UpstreamClient, timeout: float) -> None:
+    def __init__(
+        self, base_url: str, client: UpstreamClient, timeout: float, token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.timeout = timeout
+        self.headers = {"authorization": f"Bearer {token}"} if token else None
 
     async def lookup(self, refs: Sequence[str], entity_key: str, ids: Sequence[Any]) -> Found:
         body = orjson.dumps({"features": list(refs), "entities": {entity_key: list(ids)}})
@@ -176,7 +180,9 @@ class HttpFeatureLookup:
         return refs_from_views(orjson.loads(reply.body), entity_key, features)
 
     async def _call(self, method: str, path: str, body: bytes | None) -> Reply:
-        reply = await self.client.request(method, self.base_url + path, body, self.timeout)
+        reply = await self.client.request(
+            method, self.base_url + path, body, self.timeout, self.headers
+        )
         if reply.status != 200:
             raise UpstreamFailure(
                 "connect", f"feature store answered {reply.status}: {reply.body[:200]!r}"

@@ -49,6 +49,10 @@ class Settings(ServiceSettings, RedisSettings):
     """Bearer token of the admin API (``SLUICE_ADMIN_TOKEN``, from a Secret); unset: the
     admin API refuses every call."""
 
+    admin_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest admin request body (a route); more is refused with 413, after the token
+    check and without reading the rest."""
+
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated API keys; when set, inference needs one (``x-api-key`` or
     ``Authorization: Bearer``)."""
@@ -59,6 +63,13 @@ class Settings(ServiceSettings, RedisSettings):
 
     feature_store_url: str | None = None
     """The feature store service, e.g. http://sluice-feature-store:8000 (``http`` lookup)."""
+
+    feature_read_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("feature_read_token", "SLUICE_FEATURE_READ_TOKEN"),
+    )
+    """Token sent to the feature store's online reads (``SLUICE_FEATURE_READ_TOKEN``), when
+    the feature store requires one (``http`` lookup)."""
 
     feature_redis_url: str | None = None
     """The online store's Redis when it is not ``SLUICE_REDIS_URL`` (``redis`` lookup)."""

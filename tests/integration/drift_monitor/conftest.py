@@ -35,6 +35,10 @@ def traffic(registry: ModelRegistry, redis_url: str) -> Iterator[Traffic]:
     t.close()
 
 
+FEEDBACK_TOKEN = "feedback-secret"
+FEEDBACK = {"authorization": f"Bearer {FEEDBACK_TOKEN}"}
+
+
 @pytest.fixture
 def start_monitor(registry: ModelRegistry, redis_url: str, tmp_path: Path) -> StartMonitor:
     """Start ``sluice serve drift-monitor`` on a random port; options as keyword arguments."""
@@ -45,6 +49,7 @@ def start_monitor(registry: ModelRegistry, redis_url: str, tmp_path: Path) -> St
         argv = [*sluice_command(), "serve", "drift-monitor", "--redis-url", redis_url,
                 "--registry", str(registry.root), "--port", str(port)]  # fmt: skip
         env = {
+            "SLUICE_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
             "SLUICE_DRIFT_MONITOR_DISCOVERY_SECONDS": "0.5",
             "SLUICE_DRIFT_MONITOR_LEASE_SECONDS": "3",
             "SLUICE_DRIFT_MONITOR_BLOCK_MS": "100",

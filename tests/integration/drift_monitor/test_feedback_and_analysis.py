@@ -9,6 +9,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sluice.core.registry import ModelRegistry
 from sluice.trainer.data import generate_churn
 from tests.integration.drift_monitor.conftest import (
+    FEEDBACK,
     MODEL,
     StartMonitor,
     rows_committed,
@@ -37,9 +38,12 @@ def test_feedback_joins_by_row_id_and_reports_rolling_performance(
                 "ids": [*ids, "nobody", "r500-0/99"],
                 "labels": [*truth, 1, 0],
             },
+            headers=FEEDBACK,
         ).json()
         again = httpx.post(
-            f"{proc.url}/v1/feedback", json={"model": MODEL, "ids": ids[:10], "labels": truth[:10]}
+            f"{proc.url}/v1/feedback",
+            json={"model": MODEL, "ids": ids[:10], "labels": truth[:10]},
+            headers=FEEDBACK,
         ).json()
         body = wait_for(proc, lambda b: b["versions"]["v1"]["performance"]["labelled"] == 1500)
     assert (first["received"], first["joined"], first["unknown"]) == (1502, 1500, 2)

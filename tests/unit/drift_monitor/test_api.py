@@ -20,6 +20,9 @@ from tests.support.asgi import AppClient
 from tests.unit.drift_monitor.conftest import register
 from tests.unit.drift_monitor.fakes import FakeFeedback, FakeLog, FakeState
 
+TOKEN = "feedback-secret"
+FEEDBACK = {"authorization": f"Bearer {TOKEN}"}
+
 
 @pytest.fixture
 def state() -> FakeState:
@@ -28,12 +31,12 @@ def state() -> FakeState:
 
 @pytest.fixture
 def client(registry: ModelRegistry, state: FakeState) -> Iterator[AppClient]:
-    settings = Settings(registry=registry.root, max_feedback_items=5)
+    settings = Settings(registry=registry.root, max_feedback_items=5, feedback_token=TOKEN)  # type: ignore[arg-type]
     app = create_app(
         settings, state=state, feedback=FakeFeedback(), prediction_log=FakeLog(),
         registry=CollectorRegistry(), run_monitor=False,
     )  # fmt: skip
-    with AppClient(app) as c:
+    with AppClient(app, FEEDBACK) as c:
         yield c
 
 
@@ -99,12 +102,12 @@ def test_feedback_reports_unknown_ids_without_failing_the_batch(client: AppClien
 
 def test_a_regressors_live_performance_is_its_error_on_joined_values(tmp_path: Path) -> None:
     registry = register(tmp_path / "registry", "spend", regression=True)
-    settings = Settings(registry=registry.root)
+    settings = Settings(registry=registry.root, feedback_token=TOKEN)  # type: ignore[arg-type]
     app = create_app(
         settings, state=FakeState(), feedback=FakeFeedback(), prediction_log=FakeLog(),
         registry=CollectorRegistry(), run_monitor=False,
     )  # fmt: skip
-    with AppClient(app) as client:
+    with AppClient(app, FEEDBACK) as client:
         body = {"model": "spend", "ids": ["r1", "r2", "r3"], "labels": [1.0, 0.5, "n/a"]}
         assert client.post("/v1/feedback", json=body).status_code == 200
         figures = client.get("/v1/analysis/spend?candidate=v1&stable=v1").json()
@@ -138,12 +141,12 @@ def test_metrics_and_health(client: AppClient) -> None:
 
 
 def test_readyz_is_not_ready_while_monitor_writes_fail(registry: ModelRegistry) -> None:
-    settings = Settings(registry=registry.root)
+    settings = Settings(registry=registry.root, feedback_token=TOKEN)  # type: ignore[arg-type]
     app = create_app(
         settings, state=FakeState(), feedback=FakeFeedback(), prediction_log=FakeLog(),
         registry=CollectorRegistry(), run_monitor=False,
     )  # fmt: skip
-    with AppClient(app) as c:
+    with AppClient(app, FEEDBACK) as c:
         assert c.get("/readyz").status_code == 200
         app.state.monitor.failing = "window write of churn failing: TimeoutError()"
         response = c.get("/readyz")

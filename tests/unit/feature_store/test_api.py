@@ -34,11 +34,20 @@ def fake() -> FakeOnlineStore:
     return store
 
 
+TOKEN = "writer-secret"
+WRITER = {"authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture
 def client(fake: FakeOnlineStore) -> Iterator[AppClient]:
-    settings = Settings(max_entities=3, max_push_rows=2, max_body_bytes=2048)
+    settings = Settings(
+        max_entities=3,
+        max_push_rows=2,
+        max_body_bytes=2048,
+        feature_write_token=TOKEN,  # type: ignore[arg-type]
+    )
     app = create_app(settings, store=fake, registry=CollectorRegistry(), clock=lambda: NOW)
-    with AppClient(app) as client:
+    with AppClient(app, WRITER) as client:
         yield client
 
 
