@@ -8,7 +8,8 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from sluice.core.errors import PayloadTooLarge, json_response
+from sluice.core.errors import PayloadTooLarge
+from sluice.core.handlers import json_response
 from sluice.drift_monitor.errors import InvalidFeedback
 from sluice.drift_monitor.service import DriftService
 

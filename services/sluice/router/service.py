@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from sluice.core.errors import InvalidInput, PayloadTooLarge, Unavailable
+from sluice.core.errors import InvalidInput, MalformedJson, PayloadTooLarge, Unavailable
 from sluice.core.predlog import PredictionRecord
 from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
 from sluice.core.tally import Tally
@@ -222,7 +222,7 @@ class RouterService:
             parse = parse_v1 if req.protocol == "v1" else parse_v2
             return parse(doc, limit, req.body)
         except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+            raise MalformedJson(f"the body is not valid JSON: {exc}") from None
         except CodecError as exc:
             if "over the limit" in str(exc):
                 raise PayloadTooLarge(str(exc)) from None
