@@ -140,6 +140,23 @@ def test_a_lookup_failure_is_a_503(world: World) -> None:
     resp = world.predict({"customer_id": "C1"})
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "feature_lookup_unavailable"
+    message = resp.json()["error"]["message"]
+    assert message.startswith("feature lookup failed: the feature store is unavailable")
+    assert "redis is down" not in message  # the lookup's own words stay in our log
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 1
+
+
+def test_a_bad_entity_id_is_a_422_naming_the_field_and_no_lookup(world: World) -> None:
+    world.route()
+    resp = world.predict({"customer_id": "C1"}, {"customer_id": ["C2"]})
+    assert resp.status_code == 422
+    assert resp.json()["error"] == {
+        "code": "invalid_entity",
+        "message": "instances[1].customer_id: expected a string or an integer, got list ['C2']",
+    }
+    assert world.lookup.calls == []
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 0
+    assert world.metric("http_request_duration_seconds_count", status="422") == 1
 
 
 def test_every_answer_goes_to_the_prediction_log(world: World) -> None:
