@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluice.core.errors import json_response
+from sluice.core.handlers import json_response
 
 ReadyCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else a short reason why not."""

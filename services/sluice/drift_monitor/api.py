@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from sluice.core.auth import Role, body_schema, read_model, require
-from sluice.core.errors import PayloadTooLarge, json_response
+from sluice.core.errors import PayloadTooLarge
+from sluice.core.handlers import json_response
 from sluice.drift_monitor.errors import InvalidFeedback
 from sluice.drift_monitor.service import DriftService
 

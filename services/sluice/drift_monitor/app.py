@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from sluice import __version__
 from sluice.core.auth import FEEDBACK_TOKEN, writer_role
-from sluice.core.errors import install_error_handlers
+from sluice.core.handlers import install_error_handlers
 from sluice.core.health import ReadyCheck, health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint

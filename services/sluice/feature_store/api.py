@@ -27,6 +27,7 @@ from sluice.core.auth import (
     writer_role,
 )
 from sluice.core.errors import InvalidInput
+from sluice.core.handlers import parse_json
 from sluice.core.http import read_body
 from sluice.feature_store.definitions import FeatureView
 from sluice.feature_store.keys import effective_watermark
@@ -161,11 +162,7 @@ def _view_body(view: FeatureView, until: float | None, freshest_us: int | None) 
 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
-    raw = await read_body(request, limit)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    body = parse_json(await read_body(request, limit))
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
     return body

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from sluice.core.errors import install_error_handlers
+from sluice.core.handlers import install_error_handlers
 from sluice.core.health import health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint

@@ -1,4 +1,5 @@
-"""The online store's key layout (owned here and nowhere else), and entity sharding.
+"""The online store's key layout (owned here and nowhere else), the entity-id rule, and
+entity sharding.
 
 One Redis string per (view, entity): ``sluice:fs:<view>:<schema_id>:{<entity value>}``.
 
@@ -9,11 +10,18 @@ One Redis string per (view, entity): ``sluice:fs:<view>:<schema_id>:{<entity val
 - The value is ``codec.encode``'s packed bytes (layout version + event timestamp + values).
 
 Registry keys share the ``{fs}`` hash tag so one pipeline reads them all, even on a cluster.
+
+An entity id is a string of 1 to ``MAX_ENTITY_CHARS`` characters (``string`` entities) or an
+integer, not a bool (``int64`` entities): ``entity_problem`` is the one rule, which the
+feature store applies to reads and pushes and the router applies before it looks features
+up (so a client's bad id is the client's 4xx, never a failed lookup).
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 DATA_PREFIX = "sluice:fs:"
 REGISTRY_PREFIX = "sluice:fs-registry:{fs}:"
@@ -44,6 +52,59 @@ def data_key(prefix: str, entity: str | int) -> str:
     'sluice:fs:customer_profile:1a2b3c4d:{C000001}'
     """
     return f"{prefix}{entity}}}"
+
+
+MAX_ENTITY_CHARS = 1024
+"""Longest string entity id (it is part of every key of the entity)."""
+
+
+def entity_problem(value: Any, dtype: str | None = None) -> str | None:
+    """What makes ``value`` unusable as an entity id of ``dtype`` (``"string"`` or
+    ``"int64"``; None: of either), or None when it is a good one.
+
+    >>> entity_problem("C000001", "string") is None, entity_problem(42, "int64") is None
+    (True, True)
+    >>> entity_problem("", "string")
+    'must be 1 to 1024 characters, got 0'
+    >>> entity_problem(7, "string")
+    'expected a string, got int 7'
+    >>> entity_problem(True, "int64")
+    'expected an integer, got bool True'
+    >>> entity_problem(["C1"])
+    "expected a string or an integer, got list ['C1']"
+    >>> entity_problem(7) is None, entity_problem("C1") is None
+    (True, True)
+    """
+    if isinstance(value, str):
+        if dtype == "int64":
+            return f"expected an integer, got {_shown(value)}"
+        if not value or len(value) > MAX_ENTITY_CHARS:
+            return f"must be 1 to {MAX_ENTITY_CHARS} characters, got {len(value)}"
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"expected a string, got {_shown(value)}" if dtype == "string" else None
+    wanted = {"string": "a string", "int64": "an integer"}.get(dtype or "", "")
+    return f"expected {wanted or 'a string or an integer'}, got {_shown(value)}"
+
+
+def entity_ids_ok(values: Sequence[Any], dtype: str) -> bool:
+    """Whether every value is a good entity id of ``dtype`` (the fast check of
+    ``entity_problem``, for whole requests; ask that one for what is wrong).
+
+    >>> entity_ids_ok(["C1", "C2"], "string"), entity_ids_ok(["C1", ""], "string")
+    (True, False)
+    >>> entity_ids_ok([1, 2], "int64"), entity_ids_ok([1, True], "int64")
+    (True, False)
+    """
+    if dtype == "string":
+        return all(type(v) is str and 0 < len(v) <= MAX_ENTITY_CHARS for v in values)
+    return all(type(v) is int for v in values)
+
+
+def _shown(value: Any) -> str:
+    """``type value``, the value cut to 40 characters (a client may send a megabyte)."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 KEY_TTL_FACTOR = 2

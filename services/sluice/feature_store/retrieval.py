@@ -19,7 +19,7 @@ from sluice.core.errors import InvalidInput, PayloadTooLarge
 from sluice.feature_store.codec import HEADER_SIZE, LAYOUT_VERSION, LayoutMismatch, decode
 from sluice.feature_store.definitions import FeatureView
 from sluice.feature_store.errors import UnknownFeature, UnknownView
-from sluice.feature_store.keys import key_prefix
+from sluice.feature_store.keys import entity_ids_ok, entity_problem, key_prefix
 
 Status = Literal["PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"]
 PRESENT: Final = "PRESENT"
@@ -27,7 +27,6 @@ NULL_VALUE: Final = "NULL_VALUE"
 NOT_FOUND: Final = "NOT_FOUND"
 OUTSIDE_MAX_AGE: Final = "OUTSIDE_MAX_AGE"
 STATUSES: tuple[Status, ...] = (PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE)
-MAX_ENTITY_CHARS = 1024
 _HEADER = struct.Struct(">Bq")
 
 
@@ -119,26 +118,19 @@ def check_entities(entities: Any, join_key: str, dtype: str, *, limit: int) -> l
         raise PayloadTooLarge(
             f"entities.{join_key}: {len(values)} values, over the limit of {limit}"
         )
-    if dtype == "string":
-        fine = all(type(v) is str and 0 < len(v) <= MAX_ENTITY_CHARS for v in values)
-    else:
-        fine = all(type(v) is int for v in values)
-    if not fine:  # find the first bad one and say what is wrong with it
+    if not entity_ids_ok(values, dtype):  # find the first bad one and say what is wrong
         for i, value in enumerate(values):
             check_entity(value, dtype, where=f"entities.{join_key}[{i}]")
     return values
 
 
 def check_entity(value: Any, dtype: str, *, where: str) -> str | int:
-    if dtype == "string":
-        if not isinstance(value, str):
-            raise InvalidInput(f"{where}: expected a string, got {type(value).__name__} {value!r}")
-        if not value or len(value) > MAX_ENTITY_CHARS:
-            raise InvalidInput(f"{where}: must be 1 to {MAX_ENTITY_CHARS} characters")
-        return value
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
-    return value
+    """``value`` if it is an entity id of ``dtype`` (``keys.entity_problem``), else a 422
+    naming ``where``."""
+    problem = entity_problem(value, dtype)
+    if problem is not None:
+        raise InvalidInput(f"{where}: {problem}")
+    return cast(str | int, value)
 
 
 def select(refs: Sequence[Any], views: Mapping[str, FeatureView]) -> Selection:

@@ -17,17 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluice import __version__
-from sluice.core.errors import (
-    InvalidInput,
-    SluiceError,
-    error_body,
-    json_response,
-    v2_error_response,
-)
+from sluice.core.errors import InvalidInput, SluiceError
+from sluice.core.handlers import error_body, json_response, parse_json, v2_error_response
 from sluice.core.http import HotRoutes, HttpMetrics, ShortcutApp, read_body
 from sluice.model_server.backends import LABEL, PROBABILITIES, VALUE
 from sluice.model_server.codec import CodecError
-from sluice.model_server.errors import MalformedRequest, ModelNotFound
+from sluice.model_server.errors import ModelNotFound
 from sluice.model_server.explanations import Explanations
 from sluice.model_server.protocol import (
     HEADER_LENGTH,
@@ -80,7 +75,7 @@ def add_routes(
         body = await read_body(request, max_body_bytes)
         try:
             head, tail = split_body(body, request.headers.get(HEADER_LENGTH))
-            parsed = parse_infer_request(_json(head), tail)
+            parsed = parse_infer_request(parse_json(head), tail)
             wanted = select_outputs(parsed, service.outputs)
         except CodecError as exc:
             raise InvalidInput(str(exc)) from None
@@ -105,7 +100,7 @@ def add_routes(
     async def v1_predict(request: Request) -> Response:
         service.check_target(request.path_params["model"])
         service.runtime()
-        doc = _json(await read_body(request, max_body_bytes))
+        doc = parse_json(await read_body(request, max_body_bytes))
         if not isinstance(doc, dict) or "instances" not in doc:
             raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
         outputs = await service.predict(doc["instances"])
@@ -132,7 +127,7 @@ def add_routes(
         service.runtime()
         if explanations is None:
             raise ModelNotFound("this server does not explain predictions")
-        doc = _json(await read_body(request, max_body_bytes))
+        doc = parse_json(await read_body(request, max_body_bytes))
         if not isinstance(doc, dict) or "instances" not in doc:
             raise InvalidInput('the body must be {"instances": [{feature: value, ...}, ...]}')
         return json_response(200, await explanations.explain(doc["instances"]))
@@ -176,13 +171,6 @@ def _v2_errors(endpoint: Endpoint) -> Endpoint:
             return v2_error_response(exc)
 
     return wrapped
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def _request_id(request: Request) -> str:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from sluice import __version__
-from sluice.core.errors import install_error_handlers
+from sluice.core.handlers import install_error_handlers
 from sluice.core.health import health_routes
 from sluice.core.http import RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.core.errors import InvalidInput, NotFound, Unavailable
-
-
-class MalformedRequest(InvalidInput):
-    """The body is not JSON, or not the protocol's shape at the top level."""
-
-    status = 400
-    code = "bad_request"
+from sluice.core.errors import NotFound, Unavailable
 
 
 class ModelNotFound(NotFound):

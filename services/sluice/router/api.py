@@ -26,14 +26,8 @@ from starlette.types import Receive, Scope, Send
 
 from sluice import __version__
 from sluice.core import logging as ctx
-from sluice.core.errors import (
-    InvalidInput,
-    PayloadTooLarge,
-    SluiceError,
-    Unauthorized,
-    error_body,
-    json_response,
-)
+from sluice.core.errors import InvalidInput, PayloadTooLarge, SluiceError, Unauthorized
+from sluice.core.handlers import error_body, json_response
 from sluice.core.http import HttpMetrics, request_id, route_pattern
 from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol

@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 
 from sluice.core import predlog
+from sluice.core.errors import InvalidInput
 from sluice.core.registry import ModelCard, ModelRegistry
 from sluice.feature_store.backends import OnlineStore
 from sluice.router.enrich import Found, VersionSchema
@@ -49,6 +50,31 @@ class UpstreamFailure(Exception):
     def __init__(self, reason: FailureReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason: FailureReason = reason
+
+
+class LookupRefused(Exception):
+    """The feature store refused a lookup for its entity ids (``status`` 413 or 422; the
+    message names the field as the feature store saw it, ``entities.<key>[i]``): the
+    client's mistake. Any other refusal (an unknown view, a missing token) is ours, and
+    raised as a failure."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def refused(status: int, message: str) -> LookupRefused | None:
+    """A LookupRefused for a refusal about the entity ids, else None.
+
+    >>> refused(422, "entities.customer_id[0]: expected a string, got int 7").status
+    422
+    >>> refused(404, "feature view 'x' is not registered") is None
+    True
+    """
+    if status in (413, 422) and message.startswith("entities"):
+        return LookupRefused(status, message)
+    return None
 
 
 class UpstreamClient(Protocol):
@@ -183,6 +209,14 @@ class HttpFeatureLookup:
         reply = await self.client.request(
             method, self.base_url + path, body, self.timeout, self.headers
         )
+        if 400 <= reply.status < 500:
+            try:
+                error = orjson.loads(reply.body)["error"]
+                refusal = refused(reply.status, str(error.get("message") or error))
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                refusal = None
+            if refusal is not None:
+                raise refusal
         if reply.status != 200:
             raise UpstreamFailure(
                 "connect", f"feature store answered {reply.status}: {reply.body[:200]!r}"
@@ -286,9 +320,15 @@ class StoreFeatureLookup:
         return cls(RedisOnlineStore.from_url(url, timeout=timeout, command_timeout=False))
 
     async def lookup(self, refs: Sequence[str], entity_key: str, ids: Sequence[Any]) -> Found:
-        result = await self.store.get_online(
-            list(refs), {entity_key: list(ids)}, max_entities=self.max_entities
-        )
+        try:
+            result = await self.store.get_online(
+                list(refs), {entity_key: list(ids)}, max_entities=self.max_entities
+            )
+        except InvalidInput as exc:  # PayloadTooLarge too
+            refusal = refused(exc.status, exc.message)
+            if refusal is None:
+                raise
+            raise refusal from None
         return {
             ref: (values, statuses)
             for ref, values, statuses in zip(

@@ -7,17 +7,25 @@ left empty: features given in the request win. A value that is not there or too 
 missing), or a feature no view provides, follows the model's policy: ``reject`` (the
 request fails with 422 naming the feature) or ``default`` (the training default from the
 model card). Each such cell is counted by (feature, status, action).
+
+An entity id to look up must be one the feature store takes (``keys.entity_problem``: a
+string of 1 to 1,024 characters or an integer): ``plan`` refuses any other with
+:class:`~sluice.router.errors.InvalidEntity` (422) naming the request's field, before any
+lookup, so a client's mistake never counts as a failed lookup.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.core.routes import MissingPolicy
+from sluice.feature_store.keys import entity_problem
 from sluice.router.codec import MISSING, Frame
+from sluice.router.errors import InvalidEntity
 
 PRESENT, NULL_VALUE = "PRESENT", "NULL_VALUE"
 NOT_IN_REQUEST = "NOT_IN_REQUEST"
@@ -96,6 +104,9 @@ def plan(frame: Frame, schemas: Sequence[VersionSchema]) -> Plan | None:
     >>> f = parse_v1({"instances": [{"id": "c1", "a": 1.0}, {"id": "c2"}]}, 8)
     >>> plan(f, [s])
     Plan(entity_key='id', refs=('v:a', 'v:b'), rows=(0, 1), ids=('c1', 'c2'))
+    >>> plan(parse_v1({"instances": [{"id": "c1"}, {"id": ""}]}, 8), [s])
+    Traceback (most recent call last):
+    sluice.router.errors.InvalidEntity: instances[1].id: must be 1 to 1024 characters, got 0
     """
     key = entity_key(schemas)
     if key is None or key not in frame.columns:
@@ -112,7 +123,42 @@ def plan(frame: Frame, schemas: Sequence[VersionSchema]) -> Plan | None:
     usable = tuple(i for i in sorted(rows) if ids[i] is not MISSING and ids[i] is not None)
     if not refs or not usable:
         return None
+    for row in usable:
+        problem = entity_problem(ids[row])
+        if problem is not None:
+            raise InvalidEntity(f"{field_name(frame, key, row)}: {problem}")
     return Plan(key, tuple(refs), usable, tuple(ids[i] for i in usable))
+
+
+def field_name(frame: Frame, name: str, row: int) -> str:
+    """Where row ``row`` of ``name`` is in the client's request.
+
+    >>> from sluice.router.codec import parse_v1
+    >>> field_name(parse_v1({"instances": [{"id": 1}]}, 1), "id", 0)
+    'instances[0].id'
+    """
+    if frame.protocol == "v1":
+        return f"instances[{row}].{name}"
+    return f"input {name!r} row {row}"
+
+
+_STORE_FIELD = re.compile(r"^entities\.[^\[:]+\[(\d+)\]")
+
+
+def refusal_message(message: str, todo: Plan, frame: Frame) -> str:
+    """The feature store's refusal of a lookup, told in the client's terms: its field
+    ``entities.<key>[i]`` (i-th id looked up) becomes the request's field.
+
+    >>> from sluice.router.codec import parse_v1
+    >>> f = parse_v1({"instances": [{"id": "a"}, {"id": 7}]}, 8)
+    >>> p = Plan("id", ("v:a",), (0, 1), ("a", 7))
+    >>> refusal_message("entities.id[1]: expected a string, got int 7", p, f)
+    'instances[1].id: expected a string, got int 7'
+    """
+    found = _STORE_FIELD.match(message)
+    if found is None or int(found[1]) >= len(todo.rows):
+        return f"the feature store refused the entity ids: {message}"
+    return field_name(frame, todo.entity_key, todo.rows[int(found[1])]) + message[found.end() :]
 
 
 def fill(

@@ -29,6 +29,13 @@ class MissingFeature(InvalidInput):
     code = "missing_feature"
 
 
+class InvalidEntity(InvalidInput):
+    """An entity id the feature store would refuse (the message names the request's field):
+    the client's mistake, not a failed lookup."""
+
+    code = "invalid_entity"
+
+
 class RateLimited(SluiceError):
     """The client sent more than its rate allows; ``retry_after`` seconds."""
 
@@ -51,7 +58,8 @@ class GatewayTimeout(SluiceError):
 
 
 class LookupUnavailable(Unavailable):
-    """The feature store (or its Redis) did not answer the lookup."""
+    """The feature store (or its Redis) did not answer the lookup. The message says so
+    without the addresses involved; the detail is in the router's log."""
 
     code = "feature_lookup_unavailable"
 
@@ -59,6 +67,7 @@ class LookupUnavailable(Unavailable):
 __all__ = [
     "BadGateway",
     "GatewayTimeout",
+    "InvalidEntity",
     "LookupUnavailable",
     "MissingFeature",
     "ModelNotRouted",

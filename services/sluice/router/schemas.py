@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sluice.core.errors import Unavailable
 from sluice.core.routes import Route
 from sluice.router.backends import SchemaSource, UpstreamFailure
 from sluice.router.enrich import VersionSchema
+
+log = logging.getLogger(__name__)
 
 
 class SchemaCache:
@@ -32,12 +35,18 @@ class SchemaCache:
         return found
 
     async def _fetch(self, route: Route, version: str) -> VersionSchema:
+        """The schema from the first replica that gives it; the problems (with the
+        addresses involved) go to the log, not to the client."""
         problems = []
         for url in route.upstreams[version].urls:
             try:
                 return await self.source.schema(route.model, version, url)
-            except (UpstreamFailure, ValueError, KeyError, OSError) as exc:
-                problems.append(str(exc))
+            except (UpstreamFailure, ValueError, KeyError, OSError, Unavailable) as exc:
+                problems.append(f"{type(exc).__name__}: {exc}")
+        log.warning(
+            "cannot read what version %s of %s takes: %s", version, route.model, "; ".join(problems)
+        )
         raise Unavailable(
-            f"cannot read what version {version!r} of {route.model!r} takes: {'; '.join(problems)}"
+            f"cannot read what version {version!r} of {route.model!r} takes "
+            "(the router's log has the detail)"
         )

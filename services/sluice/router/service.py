@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from sluice.core.errors import InvalidInput, PayloadTooLarge, Unavailable
+from sluice.core.errors import InvalidInput, MalformedJson, PayloadTooLarge, Unavailable
 from sluice.core.predlog import PredictionRecord
 from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
 from sluice.core.tally import Tally
 from sluice.router.backends import (
     HEADER_LENGTH,
     FeatureLookup,
+    LookupRefused,
     PredictionLog,
     Reply,
     SchemaSource,
@@ -31,10 +32,18 @@ from sluice.router.backends import (
 from sluice.router.calls import Upstreams, UpstreamStatus
 from sluice.router.codec import CodecError, Frame, Protocol, parse_v1, parse_v2, read_answer
 from sluice.router.compare import Answer
-from sluice.router.enrich import MissingFeatures, VersionSchema, fill, plan, routing_key
+from sluice.router.enrich import (
+    MissingFeatures,
+    VersionSchema,
+    fill,
+    plan,
+    refusal_message,
+    routing_key,
+)
 from sluice.router.errors import (
     BadGateway,
     GatewayTimeout,
+    InvalidEntity,
     LookupUnavailable,
     MissingFeature,
     ModelNotRouted,
@@ -222,7 +231,7 @@ class RouterService:
             parse = parse_v1 if req.protocol == "v1" else parse_v2
             return parse(doc, limit, req.body)
         except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+            raise MalformedJson(f"the body is not valid JSON: {exc}") from None
         except CodecError as exc:
             if "over the limit" in str(exc):
                 raise PayloadTooLarge(str(exc)) from None
@@ -278,14 +287,18 @@ class RouterService:
         lookup = None
         if todo is not None and self.lookup is not None:
             started = time.perf_counter()
+            timeout = self.settings.lookup_timeout_seconds
             try:
                 # asyncio.timeout, not wait_for: no extra task per lookup (Python 3.11)
-                async with asyncio.timeout(self.settings.lookup_timeout_seconds):
+                async with asyncio.timeout(timeout):
                     found = await self.lookup.lookup(todo.refs, todo.entity_key, todo.ids)
+            except LookupRefused as exc:  # the client's ids: its 4xx, not our failure
+                message = refusal_message(exc.message, todo, frame)
+                if exc.status == 413:
+                    raise PayloadTooLarge(message) from None
+                raise InvalidEntity(message) from None
             except Exception as exc:
-                self.metrics.lookup_errors.inc()
-                log.warning("feature lookup failed: %s", exc)
-                raise LookupUnavailable(f"feature lookup failed: {exc}") from None
+                raise self._lookup_failed(exc, timeout) from None
             finally:
                 self.metrics.lookup_duration.observe(time.perf_counter() - started)
             lookup = (todo, found)
@@ -294,6 +307,20 @@ class RouterService:
         except MissingFeatures as exc:
             self._count_gaps(route.model, exc.counts)
             raise MissingFeature(str(exc)) from None
+
+    def _lookup_failed(self, exc: Exception, timeout: float) -> LookupUnavailable:
+        """Count and log a lookup that failed; the client's error says what happened, the
+        log says where (addresses, the feature store's own words)."""
+        self.metrics.lookup_errors.inc()
+        log.warning("feature lookup failed: %s: %s", type(exc).__name__, exc)
+        if isinstance(exc, TimeoutError):
+            return LookupUnavailable(
+                f"feature lookup failed: the feature store did not answer within {timeout}s"
+            )
+        return LookupUnavailable(
+            "feature lookup failed: the feature store is unavailable "
+            "(the router's log has the detail under this request's x-request-id)"
+        )
 
     def _count_gaps(self, model: str, counts: Mapping[tuple[str, str, str], int]) -> None:
         for (feature, status, action), n in counts.items():

@@ -96,6 +96,16 @@ def test_actions_are_checked_and_need_the_token(client: AppClient) -> None:
     assert missing.status_code == 404
 
 
+def test_a_body_that_is_not_json_is_400_malformed_json(client: AppClient) -> None:
+    headers = {**ADMIN, "content-type": "application/json"}
+    for path, method in (("/admin/v1/rollouts/churn", "PUT"),
+                         ("/admin/v1/rollouts/churn/actions", "POST")):  # fmt: skip
+        resp = client.request(method, path, content=b'{"action": ', headers=headers)
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["code"] == "malformed_json"
+    assert client.get("/admin/v1/rollouts", headers=ADMIN).json()["rollouts"] == []
+
+
 def test_a_second_rollout_of_the_same_model_is_refused(client: AppClient) -> None:
     assert client.put("/admin/v1/rollouts/churn", json=example(), headers=ADMIN).status_code == 200
     other = example()

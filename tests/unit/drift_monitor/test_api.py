@@ -134,6 +134,17 @@ def test_bad_feedback_is_refused_with_a_reason(client: AppClient, body: dict, st
     assert response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("content", [b'{"model": "churn", "ids": [', b"\xff\xfe"])
+def test_feedback_that_is_not_json_is_400_malformed_json(client: AppClient, content: bytes) -> None:
+    """The same answer as the model server and the router give, not FastAPI's 422."""
+    response = client.post(
+        "/v1/feedback", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
 def test_metrics_and_health(client: AppClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200

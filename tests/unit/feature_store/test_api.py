@@ -117,7 +117,10 @@ def test_bad_reads_are_4xx_naming_the_problem(
 
 def test_malformed_and_oversized_bodies(client: AppClient) -> None:
     response = client.post("/v1/features/get-online", content=b"{nope")
-    assert response.status_code == 422 and "not valid JSON" in response.json()["error"]["message"]
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "malformed_json"  # as every service says it
+    response = client.post("/get-online-features", content=b"\xff\xfe")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
     response = client.post("/v1/features/push", content=b"x" * 4096)
     assert response.status_code == 413
 

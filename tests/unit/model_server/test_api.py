@@ -200,7 +200,9 @@ def test_v1_errors_use_the_core_shape(served: Served) -> None:
     error = response.json()["error"]
     assert error["code"] == "invalid_input"
     assert "instance 0 is missing feature 'charges'" in error["message"]
-    assert served.client.post("/v1/models/churn:predict", content=b"{").status_code == 400
+    malformed = served.client.post("/v1/models/churn:predict", content=b"{")
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "malformed_json"  # as every service says it
 
 
 @pytest.fixture

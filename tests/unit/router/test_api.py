@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from sluice.router.split import bucket
-from tests.unit.router.conftest import V1_URL, V2_URL, World
+from tests.unit.router.conftest import ADMIN, V1_URL, V2_URL, World
 
 
 def test_entity_only_request_is_enriched_and_answered_by_stable(world: World) -> None:
@@ -140,6 +140,23 @@ def test_a_lookup_failure_is_a_503(world: World) -> None:
     resp = world.predict({"customer_id": "C1"})
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "feature_lookup_unavailable"
+    message = resp.json()["error"]["message"]
+    assert message.startswith("feature lookup failed: the feature store is unavailable")
+    assert "redis is down" not in message  # the lookup's own words stay in our log
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 1
+
+
+def test_a_bad_entity_id_is_a_422_naming_the_field_and_no_lookup(world: World) -> None:
+    world.route()
+    resp = world.predict({"customer_id": "C1"}, {"customer_id": ["C2"]})
+    assert resp.status_code == 422
+    assert resp.json()["error"] == {
+        "code": "invalid_entity",
+        "message": "instances[1].customer_id: expected a string or an integer, got list ['C2']",
+    }
+    assert world.lookup.calls == []
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 0
+    assert world.metric("http_request_duration_seconds_count", status="422") == 1
 
 
 def test_every_answer_goes_to_the_prediction_log(world: World) -> None:
@@ -168,7 +185,7 @@ def test_v2_infer_is_routed_enriched_and_pinned_by_path(world: World) -> None:
     assert pinned.headers["x-sluice-version"] == "v2"
     assert world.predlog.records[-1][1].features == {"tenure": [3.0], "plan": ["basic"]}
     bad = world.client.post("/v2/models/churn/infer", content=b"{")
-    assert bad.status_code == 422
+    assert bad.status_code == 400  # malformed JSON: as the model server says
     assert isinstance(bad.json()["error"], str)
 
 
@@ -212,7 +229,7 @@ def test_metadata_and_health_look_like_a_model_server(world: World) -> None:
 def test_unknown_models_and_bad_bodies_are_client_errors(world: World) -> None:
     assert world.predict({"customer_id": "C1"}).status_code == 404
     world.route()
-    assert world.client.post("/v1/models/churn:predict", content=b"[").status_code == 422
+    assert world.client.post("/v1/models/churn:predict", content=b"[").status_code == 400
     assert world.client.post("/v1/models/churn:predict", json={"rows": []}).status_code == 422
 
 
@@ -264,3 +281,21 @@ def test_explain_goes_to_the_version_that_answers_with_the_features_looked_up(
     assert world.predlog.records == []  # an explanation is not a prediction
     unknown = world.client.post("/v1/models/nope:explain", json=body)
     assert unknown.status_code == 404
+
+
+def test_a_body_that_is_not_json_is_400_malformed_json_on_every_route(world: World) -> None:
+    """The same answer as the model server gives (not 422), in each route's own shape."""
+    world.route()
+    v1 = world.client.post("/v1/models/churn:predict", content=b'{"instances": [')
+    assert v1.status_code == 400, v1.text
+    assert v1.json()["error"]["code"] == "malformed_json"
+    assert "not valid JSON" in v1.json()["error"]["message"]
+    v2 = world.client.post("/v2/models/churn/infer", content=b"\xff\xfe not utf-8")
+    assert v2.status_code == 400 and "not valid JSON" in v2.json()["error"]
+    admin = world.client.put(
+        "/admin/v1/routes/churn",
+        content=b'{"stable": ',
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert admin.status_code == 400, admin.text
+    assert admin.json()["error"]["code"] == "malformed_json"

@@ -8,11 +8,13 @@ from types import ModuleType
 import pytest
 
 from sluice.core import routes
-from sluice.router import breaker, codec, compare, enrich, ratelimit, split
+from sluice.router import backends, breaker, codec, compare, enrich, ratelimit, split
 
 
 @pytest.mark.parametrize(
-    "module", [breaker, codec, compare, enrich, ratelimit, split, routes], ids=lambda m: m.__name__
+    "module",
+    [backends, breaker, codec, compare, enrich, ratelimit, split, routes],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
