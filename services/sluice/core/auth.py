@@ -38,12 +38,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sluice.core.errors import InvalidInput, Unauthorized
+from sluice.core.handlers import parse_json
 from sluice.core.http import read_body
 
 ADMIN_TOKEN = "SLUICE_ADMIN_TOKEN"
@@ -171,11 +171,7 @@ def admin_guard(token: SecretStr | str | None) -> Callable[[Request], None]:
 async def read_json(request: Request, limit: int) -> Any:
     """The request body as JSON, read incrementally and refused (413) past ``limit`` bytes
     (a ``Content-Length`` over it is refused before reading anything)."""
-    raw = await read_body(request, limit)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    return parse_json(await read_body(request, limit))
 
 
 async def read_object(request: Request, limit: int) -> dict[str, Any]:
