@@ -24,8 +24,8 @@ lock: ## Re-resolve uv.lock (and the hashed build backend pins) after editing py
 	echo 'hatchling==1.33.0' | uv pip compile --quiet --python-version 3.11 --generate-hashes \
 	  --no-header --output-file build-constraints.txt -
 
-bench: ## Run every benchmark and record results under bench/results/ (needs scripts/tools wrk nginx)
-	for b in bench/*.py; do uv run python $$b; done
+bench: ## Run every benchmark; bench/results/<date>.json + .md (needs scripts/tools wrk nginx)
+	uv run python bench/run.py
 
 dashboards: ## Regenerate the Grafana dashboards (charts/sluice/dashboards/*.json) from code
 	uv run python charts/sluice/dashboards/generate.py
