@@ -8,15 +8,17 @@ and KServe's model server, each with onnxruntime (the version we use), uvloop an
 httptools. One churn model is trained by our trainer; the same ``model.onnx`` is then
 served by:
 
-- our model server (``sluice serve model-server``, inference on the event loop), once on
-  uvloop and once on asyncio's own loop (the ``event_loop`` setting);
+- our model server (``sluice serve model-server``, inference on the event loop), on
+  asyncio's own loop (its default) and once more on uvloop (the ``event_loop`` setting);
 - MLServer, a custom runtime that runs the file with onnxruntime (one worker, no parallel
   inference pool, metrics and access logs off);
 - KServe's model server, a ``kserve.Model`` that runs it with onnxruntime (one worker, gRPC
   and latency logging off, access log off);
 - nginx (one worker process, access log off, upstream keepalive) in front of our model
   server: the plain reverse proxy;
-- our router in front of the same model server (prediction log on, as deployed).
+- our router in front of the same model server (prediction log on, as deployed);
+- end to end: the same router given only the customer's id, its features read from the
+  online store (Redis, materialised from the training table), then the model server.
 
 Every server is up at once and wrk visits them in turn, round after round (the machine is
 shared: they see the same background load). One V2 request of one row with every feature,
@@ -56,6 +58,7 @@ ENVS = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache" / "sluice")) /
 MLSERVER = "mlserver==1.7.1"
 KSERVE = "kserve==0.21.0"
 CONCURRENCY = (1, 16, 64)
+TRAIN_ROWS = 5000
 TOKEN = "bench"
 WRK_SCRIPT = """
 local f = io.open(os.getenv("SLUICE_BENCH_BODY"), "rb")
@@ -187,7 +190,10 @@ class Target:
     name: str
     url: str
     pids: dict[str, int]
-    """Which process trees to charge, by role: ``server``, or ``proxy`` + ``upstream``."""
+    """Which process trees to charge, by role: ``server``, or ``proxy`` + ``upstream``
+    (+ ``redis`` end to end)."""
+    body: Path | None = None
+    """What to post, when not the one-row body every other target gets."""
 
 
 @dataclass
@@ -227,23 +233,24 @@ def main() -> None:
         failed = False  # the folder (the servers' logs) is kept when the run fails
         stack.callback(lambda: failed or shutil.rmtree(work))
         print("training the churn model with our trainer ...", flush=True)
-        registry = train(work / "registry", 5000)
+        registry = train(work / "registry", TRAIN_ROWS)
         body = write_bodies(work, registry)[1]
         onnx = registry / "churn" / "v1" / "model.onnx"
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT)
         print("starting our model server, MLServer, KServe, nginx, our router ...", flush=True)
         ours, ours_pid = stack.enter_context(model_server(work, registry, "direct"))
-        aio, aio_pid = stack.enter_context(model_server(work, registry, "direct", loop="asyncio"))
+        uv, uv_pid = stack.enter_context(model_server(work, registry, "direct", loop="uvloop"))
         ml_url, ml_pid = stack.enter_context(mlserver(work, mlserver_python, onnx))
         ks_url, ks_pid = stack.enter_context(kserve(work, kserve_python, onnx))
         ng_url, ng_pid = stack.enter_context(nginx(work, ours))
-        redis_url = stack.enter_context(redis(work))
+        redis_url, redis_pid = stack.enter_context(redis(work))
+        entity = online_features(work, redis_url)
         rt_url, rt_pid = stack.enter_context(router(work, redis_url, registry, ours))
         infer = "/v2/models/churn/infer"
         targets = [
             Target("sluice model server", ours + infer, {"server": ours_pid}),
-            Target("sluice model server, asyncio loop", aio + infer, {"server": aio_pid}),
+            Target("sluice model server on uvloop", uv + infer, {"server": uv_pid}),
             Target(f"MLServer {MLSERVER.split('==')[1]}", ml_url + infer, {"server": ml_pid}),
             Target(f"KServe {KSERVE.split('==')[1]}", ks_url + infer, {"server": ks_pid}),
             Target(
@@ -256,9 +263,15 @@ def main() -> None:
                 rt_url + infer,
                 {"proxy": rt_pid, "upstream": ours_pid},
             ),
+            Target(
+                "end to end: customer id -> router + online store -> sluice model server",
+                rt_url + infer,
+                {"proxy": rt_pid, "upstream": ours_pid, "redis": redis_pid},
+                entity,
+            ),
         ]
         for target in targets:  # same answer from every server before anything is timed
-            check_answer(target, body)
+            check_answer(target, target.body or body)
         try:
             for concurrency in args.concurrency:
                 rows += measure(targets, body, script, concurrency, args)
@@ -347,12 +360,28 @@ def nginx(work: Path, upstream: str) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def redis(work: Path) -> Iterator[str]:
+def redis(work: Path) -> Iterator[tuple[str, int]]:
     sys.path.insert(0, str(ROOT))
     from tests.support.procs import redis_server
 
-    with redis_server(work / "redis") as (url, _):
-        yield url
+    with redis_server(work / "redis") as (url, proc):
+        yield url, proc.popen.pid
+
+
+def online_features(work: Path, redis_url: str) -> Path:
+    """The training table's features materialised into the online store; the V2 body of
+    one request that names only its customer."""
+    from router import materialise
+    from sluice.trainer.data import generate_churn
+
+    table = generate_churn(TRAIN_ROWS, seed=7)  # the table model_server.train trains on
+    table.to_parquet(work / "churn.parquet")
+    materialise(work, redis_url)
+    entity = work / "entity.json"
+    entity.write_text(json.dumps({"inputs": [
+        {"name": "customer_id", "shape": [1, 1], "datatype": "BYTES",
+         "data": [str(table["customer_id"].iloc[0])]}]}))  # fmt: skip
+    return entity
 
 
 @contextmanager
@@ -413,7 +442,7 @@ def measure(
         for target in targets:
             before = {role: tree_cpu_seconds(pid) for role, pid in target.pids.items()}
             try:
-                figures = wrk(target.url, body, script, concurrency, args.duration)
+                figures = wrk(target.url, target.body or body, script, concurrency, args.duration)
             except RuntimeError as error:
                 raise RuntimeError(f"{target.name} at c={concurrency}: {error}") from None
             for role, pid in target.pids.items():
@@ -511,13 +540,21 @@ def ratios(rows: list[Row]) -> Iterator[str]:
         ours = find("sluice model server", concurrency)
         ml, ks = find("MLServer", concurrency), find("KServe", concurrency)
         ng, rt = find("nginx", concurrency), find("sluice router", concurrency)
-        aio = find("sluice model server, asyncio", concurrency)
-        if ours and aio:
+        uv = find("sluice model server on uvloop", concurrency)
+        e2e = find("end to end", concurrency)
+        if e2e and ours:
             yield (
-                f"- c={concurrency}: our model server on asyncio's loop against uvloop: CPU per "
-                f"request {aio.total_cpu_us / ours.total_cpu_us:.2f}x, p50 "
-                f"{aio.p50_ms:.2f} vs {ours.p50_ms:.2f} ms, p99/p50 "
-                f"{aio.p99_ms / aio.p50_ms:.1f} vs {ours.p99_ms / ours.p50_ms:.1f}"
+                f"- c={concurrency}: end to end (customer id in) p50 {e2e.p50_ms:.2f} ms, p99 "
+                f"{e2e.p99_ms:.2f} ms, {e2e.total_cpu_us:.0f} us of CPU a request (router "
+                f"{e2e.cpu_us['proxy']:.0f}, Redis {e2e.cpu_us['redis']:.0f}, model server "
+                f"{e2e.cpu_us['upstream']:.0f}), no errors in {e2e.requests:,} requests"
+            )
+        if ours and uv:
+            yield (
+                f"- c={concurrency}: our model server on asyncio's loop (the default) against "
+                f"uvloop: CPU per request {ours.total_cpu_us / uv.total_cpu_us:.2f}x, p50 "
+                f"{ours.p50_ms:.2f} vs {uv.p50_ms:.2f} ms, p99/p50 "
+                f"{ours.p99_ms / ours.p50_ms:.1f} vs {uv.p99_ms / uv.p50_ms:.1f}"
             )
         if ours and ml and ks:
             yield (
