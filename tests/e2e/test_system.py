@@ -1,4 +1,5 @@
-"""The whole system as docs/deploy.md runs it: real Redis, every service a real process.
+"""The whole system as docs/deploy.md runs it: real Redis with a password, every service a
+real process with its token.
 
 A user generates data, applies and materialises feature views, trains from the feature
 store, serves the version, routes to it, sends only entity ids through the router, and
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 TOKEN = "e2e-admin-token"
 FEEDBACK_TOKEN = "e2e-feedback-token"
+REDIS_PASSWORD = "e2e-redis-password"
 ROWS = 3000
 
 
@@ -50,10 +52,13 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
     work = tmp_path_factory.mktemp("system")
     with ExitStack() as stack:
-        redis_url, _ = stack.enter_context(redis_server(work / "redis"))
+        redis_url, _ = stack.enter_context(
+            redis_server(work / "redis", "--requirepass", REDIS_PASSWORD)
+        )
         env = {
             **os.environ,
-            "SLUICE_REDIS_URL": redis_url,
+            "SLUICE_REDIS_URL": redis_url,  # no password in it: SLUICE_REDIS_PASSWORD
+            "SLUICE_REDIS_PASSWORD": REDIS_PASSWORD,
             "SLUICE_ADMIN_TOKEN": TOKEN,
             "SLUICE_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
         }

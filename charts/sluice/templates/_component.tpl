@@ -8,7 +8,8 @@ One long-running component: its env ConfigMap, Deployment, Service, PodDisruptio
   values     the component's values (image, replicaCount, resources, env, pdb, autoscaling, ...)
   args       the container args, e.g. (list "serve" "router")
   env        the chart's own SLUICE_* settings (a dict), merged under values.env
-  secretEnv  true: SLUICE_ADMIN_TOKEN from the admin Secret
+  secrets    the roles whose Secrets the container reads as env (sluice.secretEnv), e.g.
+             (list "admin" "redis")
   registry   true: mount the registry read-only at registry.mountPath
   serviceAccountName  optional; default: the release's no-rights ServiceAccount
 */}}
@@ -38,7 +39,7 @@ metadata:
     {{- toYaml $allLabels | nindent 4 }}
   annotations:
     {{- $skips := list "CKV_K8S_15" "CKV_K8S_43" }}
-    {{- if .secretEnv }}{{ $skips = append $skips "CKV_K8S_35" }}{{ end }}
+    {{- if .secrets }}{{ $skips = append $skips "CKV_K8S_35" }}{{ end }}
     {{- if .automountToken }}{{ $skips = append $skips "CKV_K8S_38" }}{{ end }}
     {{- include "sluice.checkovSkips" $skips | nindent 4 }}
 spec:
@@ -55,6 +56,9 @@ spec:
         {{- toYaml $allLabels | nindent 8 }}
       annotations:
         checksum/config: {{ toJson $env | sha256sum }}
+        {{- if .secrets }}
+        checksum/secrets: {{ include "sluice.secretChecksum" (dict "root" $root "roles" .secrets) }}
+        {{- end }}
         {{- include "sluice.podAnnotations" (dict "root" $root "annotations" .values.podAnnotations) | nindent 8 }}
     spec:
       {{- include "sluice.podCommon" . | nindent 6 }}
@@ -77,9 +81,9 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ .name }}
-          {{- if .secretEnv }}
+          {{- with include "sluice.secretEnv" (dict "root" $root "roles" .secrets) }}
           env:
-            {{- include "sluice.adminTokenEnv" $root | nindent 12 }}
+            {{- . | nindent 12 }}
           {{- end }}
           ports:
             - name: http

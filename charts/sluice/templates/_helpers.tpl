@@ -80,9 +80,30 @@ imagePullPolicy: {{ .Values.trainerImage.pullPolicy }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secrets of the release, one per role: role -> the env variable that carries it, its
+values (existingSecret, secretKey, value), the created Secret's component (its name is
+<fullname>-<component>) and whether it is in use. Call with $. */}}
+{{- define "sluice.secretRoles" -}}
+{{- $v := .Values -}}
+{{- $roles := dict
+  "admin" (dict "env" "SLUICE_ADMIN_TOKEN" "values" $v.adminToken "component" "admin" "enabled" true)
+  "featureWrite" (dict "env" "SLUICE_FEATURE_WRITE_TOKEN" "values" $v.featureWriteToken "component" "feature-writer" "enabled" true)
+  "feedback" (dict "env" "SLUICE_FEEDBACK_TOKEN" "values" $v.feedbackToken "component" "feedback" "enabled" true)
+  "featureRead" (dict "env" "SLUICE_FEATURE_READ_TOKEN" "values" $v.featureReadToken "component" "feature-reader" "enabled" $v.featureReadToken.enabled)
+  "redis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.auth "component" "redis-auth" "enabled" $v.redis.auth.enabled)
+-}}
+{{- toJson $roles -}}
+{{- end -}}
+
+{{/* A role's Secret name: (dict "root" $ "role" "feedback"). */}}
+{{- define "sluice.secretName" -}}
+{{- $role := index (include "sluice.secretRoles" .root | fromJson) .role -}}
+{{- default (include "sluice.componentName" (dict "root" .root "component" $role.component)) $role.values.existingSecret -}}
+{{- end -}}
+
 {{/* The admin token Secret's name. */}}
 {{- define "sluice.adminSecretName" -}}
-{{- default (include "sluice.componentName" (dict "root" . "component" "admin")) .Values.adminToken.existingSecret -}}
+{{- include "sluice.secretName" (dict "root" . "role" "admin") -}}
 {{- end -}}
 
 {{/* The ServiceAccount of every component that needs no Kubernetes API. */}}
@@ -149,13 +170,29 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
-{{/* Environment a serving container takes from the release: Redis and the admin token. */}}
-{{- define "sluice.adminTokenEnv" -}}
-- name: SLUICE_ADMIN_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "sluice.adminSecretName" . }}
-      key: {{ .Values.adminToken.secretKey }}
+{{/* The env a container takes from the release's Secrets: (dict "root" $ "roles" (list
+"admin" "redis")); a role not in use (featureRead, redis with auth off) adds nothing. */}}
+{{- define "sluice.secretEnv" -}}
+{{- $roles := include "sluice.secretRoles" .root | fromJson -}}
+{{- $env := list -}}
+{{- range .roles }}
+{{- $role := required (printf "unknown secret role %q" .) (index $roles .) }}
+{{- if $role.enabled }}
+{{- $ref := dict "name" (include "sluice.secretName" (dict "root" $.root "role" .)) "key" $role.values.secretKey }}
+{{- $env = append $env (dict "name" $role.env "valueFrom" (dict "secretKeyRef" $ref)) }}
+{{- end }}
+{{- end }}
+{{- if $env }}{{ toYaml $env }}{{ end }}
+{{- end -}}
+
+{{/* A checksum of what the chart knows of these roles' Secrets (names, keys, values set in
+values.yaml), so `helm upgrade --set feedbackToken.value=...` rolls the pods that read it:
+(dict "root" $ "roles" (list ...)). */}}
+{{- define "sluice.secretChecksum" -}}
+{{- $roles := include "sluice.secretRoles" .root | fromJson -}}
+{{- $used := list -}}
+{{- range .roles }}{{ $used = append $used (index $roles .) }}{{ end -}}
+{{- toJson $used | sha256sum -}}
 {{- end -}}
 
 {{/* The pod spec parts every Sluice pod shares: (dict "root" $ "values" <component values>),
@@ -188,7 +225,7 @@ affinity:
 {{- $reasons := dict
   "CKV_K8S_15" "IfNotPresent with immutable tags; pin image.digest for immutability (Always costs a registry round trip per start)"
   "CKV_K8S_43" "a digest is not known when the chart is written; set image.digest (the value exists) in production"
-  "CKV_K8S_35" "the services read settings only from the environment (SLUICE_ADMIN_TOKEN, from a secretKeyRef)"
+  "CKV_K8S_35" "the services read settings only from the environment (tokens and the Redis password from secretKeyRefs); redis-server takes requirepass as an argument"
   "CKV_K8S_38" "the rollout controller watches ModelRollouts and holds a Lease: it needs its token"
   "CKV_K8S_8" "a helm test pod runs once to completion: no liveness probe"
   "CKV_K8S_9" "a helm test pod runs once to completion: no readiness probe"
