@@ -167,6 +167,7 @@ def test_redis_restarted_empty_keeps_every_route_and_revisions_grow(setup: Setup
             wait_for(lambda: load.answered() >= 20, 60, "answers before the loss")
             redis.stop(signal.SIGKILL)
             dead_status, dead = dead_for_a_while(router, load)
+            refused = httpx.delete(f"{router}/admin/v1/routes/{MODEL}", headers=ADMIN, timeout=30)
             with setup.redis(fresh=True):
                 wait_for(lambda: route(router).get("revision", 0) > before, 60, "re-seed")
                 answered = load.answered()
@@ -186,6 +187,10 @@ def test_redis_restarted_empty_keeps_every_route_and_revisions_grow(setup: Setup
     assert dead["checks"]["redis"].startswith("unreachable"), dead
     assert "127.0.0.1" not in json.dumps(dead)
     assert dead["routing_table"]["routes"] == 2 and "lost" not in dead["routing_table"]
+    # a change asked for meanwhile is refused, naming Redis but not where it is
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["message"].startswith("Redis is unavailable")
+    assert "127.0.0.1" not in refused.text
     # nothing needed a person: the operator's route and the declared one are back in Redis,
     # at one revision above every revision seen before (a stale if_revision cannot match)
     assert after["weight"] == 30 and after["candidate"] == "v2"
