@@ -286,6 +286,24 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
     assert "--redis-cluster" in pod_spec(job)["containers"][0]["args"]
 
 
+def test_redis_keeps_its_data_by_default(render: Render) -> None:
+    """A restarted Redis comes back with its data: AOF on a PVC, fsync every second."""
+    (redis,) = [o for o in render() if o["kind"] == "StatefulSet" and component(o) == "redis"]
+    args = pod_spec(redis)["containers"][0]["args"]
+    flags = dict(zip(args[::2], args[1::2], strict=True))
+    assert flags["--appendonly"] == "yes" and flags["--appendfsync"] == "everysec"
+    assert flags["--dir"] == "/data"
+    assert [c["metadata"]["name"] for c in redis["spec"]["volumeClaimTemplates"]] == ["data"]
+    (off,) = [
+        o
+        for o in render(args=("--set", "redis.aof.enabled=false"))
+        if o["kind"] == "StatefulSet" and component(o) == "redis"
+    ]
+    off_args = pod_spec(off)["containers"][0]["args"]
+    assert "--appendfsync" not in off_args
+    assert off_args[off_args.index("--appendonly") + 1] == "no"
+
+
 def test_the_helm_test_pod_sends_the_first_request_of_the_notes(render: Render) -> None:
     (pod,) = [o for o in render() if o["kind"] == "Pod"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"

@@ -16,18 +16,42 @@ Modes, with ``stable`` the version that answers by default:
   the preview, reachable only with the ``x-sluice-version`` header.
 
 Storage (the ``{router}`` hash tag keeps the table on one Redis Cluster shard, so the Lua
-script that changes it is atomic):
+scripts that change it are atomic):
 
 =====================================  ==================================================
 ``sluice:router:{router}:routes``      hash model -> route JSON (without revision)
 ``sluice:router:{router}:revisions``   hash model -> revision (kept across deletes)
+``sluice:router:{router}:meta``        hash: ``epoch``, a random id of this life of the
+                                       table; ``floor``, every revision written is above
 ``sluice:router:changes``              pub/sub channel, message = the changed model
+                                       (``*``: the table was re-seeded)
 =====================================  ==================================================
 
 Every change goes through :class:`RouteWriter` (validate in full, store as the next
 revision if the caller's ``if_revision`` still holds, announce on pub/sub); a refused
 change leaves the table as it was. Readers re-read on an announcement and periodically
 (pub/sub is at-most-once).
+
+The loss rule. The first change writes ``meta``; no change removes it: deleting routes,
+even all of them, keeps it (and ``revisions``). So a table whose ``epoch`` is gone, or is
+another than the one a reader saw before, did not change through the writer: Redis lost
+it (restarted empty, flushed, failed over to an empty replica). For a router that is an
+incident, not a change: it keeps serving the last table it knew, logs an ERROR, counts it
+(``sluice_router_routing_table_lost_total``), shows it in ``/readyz`` and re-seeds the
+store (:meth:`RedisRoutingStore.reseed`) with that table plus the declared routes
+(``SLUICE_ROUTER_ROUTES``) it lacks. A model deleted after the table came back (its
+revision is in the new ``revisions``) is not re-added. Data kept by a restart (AOF, RDB)
+keeps ``meta``: nothing happens.
+
+Revisions survive the loss: a re-seed sets ``floor`` to the highest revision the router
+saw (deleted models' included) plus :data:`RESEED_GAP`, stores the re-seeded routes at
+``floor`` and lifts any lower stored revision to it; every later change is above
+``floor``. So revisions only grow across a loss, and an ``if_revision`` read before it
+cannot match again unless ``RESEED_GAP`` changes were made, unseen by every router, in
+the last moments before the loss (a router reads the table at least every refresh
+period, 0.5 s by default; a change is a person or a controller tick). Only when every
+router lost its memory together with Redis (both restarted) does a new table start again
+at revision 1: the chart keeps Redis on a volume with AOF, so that takes two failures.
 """
 
 from __future__ import annotations
@@ -35,8 +59,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import redis.asyncio as aioredis
@@ -235,10 +261,32 @@ class Subscription(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The whole stored table as one read saw it."""
+
+    routes: dict[str, Route]
+    epoch: str | None
+    """The table's life id; None when the store has none (never written, or lost)."""
+    highest: int
+    """The highest revision stored, deleted models' included (0 when none)."""
+
+
 class RoutingStore(Protocol):
     """The shared routing table."""
 
     async def load(self) -> dict[str, Route]: ...
+
+    async def snapshot(self) -> Snapshot: ...
+
+    async def reseed(
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+    ) -> str | None:
+        """Put back the ``routes`` the store lacks (and did not delete since) at revision
+        ``floor`` and lift lower revisions to it, only while the stored epoch is still
+        ``epoch`` (None: none stored, one is created). The table's epoch after it; None
+        when the epoch was not ``epoch`` (the table changed meanwhile: read it again)."""
+        ...
 
     async def put(self, route: Route, if_revision: int | None = None) -> Route: ...
 
@@ -279,20 +327,58 @@ class RouteWriter:
 
 ROUTES = "sluice:router:{router}:routes"
 REVISIONS = "sluice:router:{router}:revisions"
+META = "sluice:router:{router}:meta"
 CHANNEL = "sluice:router:changes"
+RESEED_GAP = 1000
+"""How far above the highest revision it saw a router re-seeds a lost table."""
 
-# KEYS: routes, revisions. ARGV: model, route JSON ("" deletes), expected revision ("" any),
-# channel. Returns {new revision, previous revision}; {-1, current} on a revision mismatch.
+# KEYS: routes, revisions, meta. ARGV: model, route JSON ("" deletes), expected revision
+# ("" any), channel, an epoch for a table that has none. Returns {new revision, previous
+# revision}; {-1, current} on a revision mismatch.
 _PUT = """
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= cur then return {-1, cur} end
-local rev = cur + 1
+if redis.call('HEXISTS', KEYS[3], 'epoch') == 0 then
+  redis.call('HSET', KEYS[3], 'epoch', ARGV[5])
+end
+local rev = math.max(cur, tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')) + 1
 redis.call('HSET', KEYS[2], ARGV[1], rev)
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
 else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return {rev, cur}
 """
+
+# KEYS: routes, revisions, meta. ARGV: expected epoch ("" none), an epoch for a table that
+# has none, floor, channel, then (model, route JSON) pairs. Returns the table's epoch when
+# done, "" when the epoch was not the expected one.
+_RESEED = """
+local epoch = redis.call('HGET', KEYS[3], 'epoch') or ''
+if epoch ~= ARGV[1] then return '' end
+if epoch == '' then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[3], 'epoch', epoch)
+end
+local floor = math.max(tonumber(ARGV[3]), tonumber(redis.call('HGET', KEYS[3], 'floor') or '0'))
+redis.call('HSET', KEYS[3], 'floor', floor)
+for i = 5, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[2], ARGV[i], floor)
+  end
+end
+local revs = redis.call('HGETALL', KEYS[2])
+for i = 1, #revs, 2 do
+  if tonumber(revs[i + 1]) < floor then redis.call('HSET', KEYS[2], revs[i], floor) end
+end
+redis.call('PUBLISH', ARGV[4], '*')
+return epoch
+"""
+
+
+def new_epoch() -> str:
+    """A random id for a new life of the table."""
+    return secrets.token_hex(8)
 
 
 class RedisRoutingStore:
@@ -301,12 +387,17 @@ class RedisRoutingStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._put = client.register_script(_PUT)
+        self._reseed = client.register_script(_RESEED)
 
     async def load(self) -> dict[str, Route]:
+        return (await self.snapshot()).routes
+
+    async def snapshot(self) -> Snapshot:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(ROUTES)
             pipe.hgetall(REVISIONS)
-            raw, revisions = await pipe.execute()
+            pipe.hget(META, "epoch")
+            raw, revisions, epoch = await pipe.execute()
         routes: dict[str, Route] = {}
         for key, value in raw.items():
             model = key.decode()
@@ -319,7 +410,18 @@ class RedisRoutingStore:
                 log.error("ignoring the broken route of %r in Redis: %s", model, exc)
                 continue
             routes[model] = route
-        return routes
+        highest = max((int(v) for v in revisions.values()), default=0)
+        return Snapshot(routes, epoch.decode() if epoch else None, highest)
+
+    async def reseed(
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+    ) -> str | None:
+        args: list[str | int] = [epoch or "", new_epoch(), floor, CHANNEL]
+        for model, route in routes.items():
+            args += [model, route.model_dump_json(exclude={"revision"})]
+        done = await self._reseed(keys=[ROUTES, REVISIONS, META], args=args)
+        text = done.decode() if isinstance(done, bytes) else str(done)
+        return text or None
 
     async def put(self, route: Route, if_revision: int | None = None) -> Route:
         """Store ``route`` (already checked) as the next revision; announce it."""
@@ -333,7 +435,9 @@ class RedisRoutingStore:
 
     async def _run(self, model: str, body: str, if_revision: int | None) -> int:
         expected = "" if if_revision is None else str(if_revision)
-        rev, cur = await self._put(keys=[ROUTES, REVISIONS], args=[model, body, expected, CHANNEL])
+        rev, cur = await self._put(
+            keys=[ROUTES, REVISIONS, META], args=[model, body, expected, CHANNEL, new_epoch()]
+        )
         if int(rev) < 0:
             raise RevisionConflict(
                 f"the route of {model!r} is at revision {cur}, not {if_revision}; "

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from sluice import __version__
 from sluice.core.auth import FEEDBACK_TOKEN, writer_role
 from sluice.core.handlers import install_error_handlers
-from sluice.core.health import ReadyCheck, health_routes
+from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelRegistry
@@ -89,16 +89,8 @@ def create_app(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.discovery_seconds)
 
-    async def ready() -> str | None:
-        if monitor.failing is not None:
-            return monitor.failing
-        if client is None:
-            return None
-        try:
-            await client.ping()
-        except Exception as exc:
-            return f"redis: {exc}"
-        return None
+    async def monitoring() -> str | None:
+        return monitor.failing
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -124,8 +116,10 @@ def create_app(
     app.state.service = service
     app.state.monitor = monitor
     install_error_handlers(app)
-    check: ReadyCheck = ready
-    livez, readyz = health_routes(check)
+    checks = [Check("monitor", monitoring)]
+    if client is not None:
+        checks.append(ping_check("redis", client))
+    livez, readyz = health_routes(*checks)
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from sluice.core.handlers import install_error_handlers
-from sluice.core.health import health_routes
+from sluice.core.health import Check, health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.feature_store.api import routes
@@ -64,13 +64,14 @@ def create_app(
                 await online.aclose()
 
     async def ready() -> str | None:
+        """Redis answers PING (and the catalog is read); the reason names no address."""
         try:
             await online.ping()
             if not online.catalog.loaded:
                 await online.refresh()
-        except OnlineStoreUnavailable as exc:
+        except (OnlineStoreUnavailable, asyncio.CancelledError):  # cancelled: timed out
             metrics.redis_up.set(0)
-            return exc.message
+            raise
         metrics.redis_up.set(1)
         return None
 
@@ -83,7 +84,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "feature_store"))
-    livez, readyz = health_routes(ready)
+    livez, readyz = health_routes(Check("redis", ready))
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from sluice import __version__
 from sluice.core.handlers import install_error_handlers
-from sluice.core.health import health_routes
+from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.routes import RedisRoutingStore, RoutingStore
@@ -90,7 +90,9 @@ def create_app(
     )
     app.state.controller = controller
     install_error_handlers(app)
-    livez, readyz = health_routes(controller.ready_reason)
+    livez, readyz = health_routes(
+        Check("controller", controller.ready_reason), ping_check("redis", redis)
+    )
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])

@@ -10,6 +10,7 @@ was. The replica that took the change applies it at once; the others within a se
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -23,6 +24,8 @@ from sluice.core.routes import InvalidRoute, Route, RouteWriter, RoutingStore
 from sluice.router.backends import ShadowSamples
 from sluice.router.errors import ModelNotRouted
 from sluice.router.service import RouterService
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -103,8 +106,10 @@ def admin_router(
 
 
 async def redis(call: Awaitable[T]) -> T:
-    """Await a Redis-backed call; Redis being away is a 503, not a 500."""
+    """Await a Redis-backed call; Redis being away is a 503, not a 500. The answer names
+    the kind of failure only: Redis's address stays in the log."""
     try:
         return await call
     except (RedisError, OSError) as exc:
-        raise Unavailable(f"Redis is unavailable: {exc}") from None
+        log.warning("admin call failed, Redis is unavailable: %s", exc)
+        raise Unavailable(f"Redis is unavailable ({type(exc).__name__})") from None

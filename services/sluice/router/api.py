@@ -33,7 +33,7 @@ from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol
 from sluice.router.errors import RateLimited
 from sluice.router.metrics import Metrics
-from sluice.router.ratelimit import RateLimiter, retry_after
+from sluice.router.ratelimit import Limiter, retry_after
 from sluice.router.service import Inference, RouterService
 from sluice.router.settings import Settings
 
@@ -58,16 +58,13 @@ INFER_ROUTES: tuple[tuple[str, Protocol], ...] = (
 class Guard:
     """The optional API key and the per-client rate limit of inference calls."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, limiter: Limiter | None) -> None:
         self.keys = [k.encode() for k in settings.api_keys]
         self.trust_forwarded = settings.trust_forwarded_for
         self.metrics = metrics
-        self.limiter = None
-        if settings.rate_limit_rps > 0:
-            burst = settings.rate_limit_burst or max(1, int(settings.rate_limit_rps))
-            self.limiter = RateLimiter(settings.rate_limit_rps, burst)
+        self.limiter = limiter
 
-    def check(self, headers: Headers, client: tuple[str, int] | None) -> None:
+    async def check(self, headers: Headers, client: tuple[str, int] | None) -> None:
         if not self.keys and self.limiter is None:
             return
         key = _api_key(headers)
@@ -77,7 +74,7 @@ class Guard:
             raise Unauthorized("a valid API key is needed: send x-api-key or Authorization")
         if self.limiter is None:
             return
-        wait = self.limiter.take(key or self._client_ip(headers, client), time.monotonic())
+        wait = await self.limiter.take(key or self._client_ip(headers, client))
         if wait > 0:
             self.metrics.rate_limited.inc()
             raise RateLimited(
@@ -121,7 +118,7 @@ class InferenceEndpoint:
         self, service: RouterService, settings: Settings, metrics: Metrics, http: HttpMetrics
     ) -> None:
         self.service = service
-        self.guard = Guard(settings, metrics)
+        self.guard = Guard(settings, metrics, service.limiter)
         self.limit = settings.max_body_bytes
         self.gateway = metrics.gateway
         self.http = http
@@ -183,7 +180,7 @@ class InferenceEndpoint:
         """(status, body, headers) of the answer to one inference (or explain) request."""
         headers: Headers = dict(reversed(scope["headers"]))
         try:
-            self.guard.check(headers, scope.get("client"))
+            await self.guard.check(headers, scope.get("client"))
             pin = _text(headers, b"x-sluice-version") or version
             if version is not None and pin != version:
                 raise InvalidInput(f"{VERSION_HEADER} {pin!r} contradicts the path's {version!r}")

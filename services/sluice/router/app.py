@@ -13,6 +13,7 @@ here, as much as the router's own work).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from sluice import __version__
 from sluice.core.handlers import install_error_handlers
-from sluice.core.health import health_routes
+from sluice.core.health import health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.registry import ModelRegistry
@@ -45,9 +46,10 @@ from sluice.router.compare import Tolerance
 from sluice.router.http1 import Http1Upstream
 from sluice.router.metrics import Metrics
 from sluice.router.mirror import Mirror
+from sluice.router.ratelimit import Limiter, LocalLimiter, SharedLimiter
 from sluice.router.service import RouterService
 from sluice.router.settings import Settings
-from sluice.router.store import RedisPredictionLog, RedisShadowSamples
+from sluice.router.store import RedisPredictionLog, RedisRateBuckets, RedisShadowSamples
 
 REDIS_TIMEOUT = 2.0
 
@@ -134,6 +136,25 @@ def create_app(
         linger=settings.shadow_linger_seconds,
         values=Tolerance(settings.shadow_value_tolerance, settings.shadow_value_abs_tolerance),
     )
+    limiter: Limiter | None = None
+    if settings.rate_limit_rps > 0:
+        burst = settings.rate_limit_burst or max(1, int(settings.rate_limit_rps))
+        limiter = (
+            SharedLimiter(
+                RedisRateBuckets(redis),
+                settings.rate_limit_rps,
+                burst,
+                timeout=settings.rate_limit_timeout_seconds,
+                fallback=settings.rate_limit_fallback,
+                clock=time.monotonic,
+                on_degraded=lambda how: metrics.child(metrics.rate_limit_degraded, how).inc(),
+            )
+            if redis is not None
+            else LocalLimiter(settings.rate_limit_rps, burst, time.monotonic)
+        )
+    checks = []
+    if redis is not None and settings.ready_needs_redis:
+        checks.append(ping_check("redis", redis))
     service = RouterService(
         settings,
         metrics,
@@ -144,6 +165,8 @@ def create_app(
         predlog=predlog,
         mirror=mirror,
         tally=tally,
+        checks=checks,
+        limiter=limiter,
     )
     writer = (
         RedisTallyWriter(
@@ -187,7 +210,7 @@ def create_app(
     inference = app.shortcut = InferenceEndpoint(service, settings, metrics, http)
     app.state.service = service
     install_error_handlers(app)
-    livez, readyz = health_routes(service.ready_reason)
+    livez, readyz = health_routes(*service.readiness.checks, detail=service.table_detail)
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])

@@ -8,7 +8,8 @@ rest is per (model, version, role): role is ``primary`` (the user got this answe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -141,6 +142,22 @@ class Metrics:
         self.rate_limited = counter(
             "sluice_router_rate_limited_total", "Requests refused with 429.", []
         )
+        self.rate_limit_degraded = counter(
+            "sluice_router_rate_limit_degraded_total",
+            "Requests whose shared (Redis) rate limit could not be checked, by what was done "
+            "instead (local: this replica's own bucket, open: let through, closed: refused).",
+            ["fallback"],
+        )
+        self.table_lost = counter(
+            "sluice_router_routing_table_lost_total",
+            "Times this router found the routing table lost in Redis (and re-seeded it).",
+            [],
+        )
+        self.table_from_memory = gauge(
+            "sluice_router_routing_table_from_memory",
+            "1 while this router serves a routing table Redis lost and it has not re-seeded.",
+            [],
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._agree: dict[tuple[str, str, str], list[int]] = {}
 
@@ -170,6 +187,19 @@ class Metrics:
         for version, share in weights.items():
             self.weight.labels(model, version).set(share)
             self.mirror.labels(model, version).set(mirror.get(version, 0.0))
+
+    def forget(self, model: str, versions: Iterable[str], route: bool) -> None:
+        """Drop the series of ``model``'s ``versions`` that left its route, and with
+        ``route`` those of the route itself: a gauge must not show a route that no longer
+        exists. Counters stay (a rate over them must not see a reset)."""
+        for version in versions:
+            for gauge in (self.weight, self.mirror, self.circuit_open):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(model, version)
+                self._children.pop((id(gauge), (model, version)), None)
+        if route:
+            with contextlib.suppress(KeyError):
+                self.revision.remove(model)
 
     def compared(
         self,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from sluice.core.errors import InvalidInput, MalformedJson, PayloadTooLarge, Unavailable
+from sluice.core.health import Check, Readiness
 from sluice.core.predlog import PredictionRecord
 from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
 from sluice.core.tally import Tally
@@ -51,6 +53,7 @@ from sluice.router.errors import (
 )
 from sluice.router.metrics import Metrics
 from sluice.router.mirror import Mirror, ShadowJob
+from sluice.router.ratelimit import Limiter
 from sluice.router.schemas import SchemaCache
 from sluice.router.settings import Settings
 from sluice.router.split import Decision, bucket, decide
@@ -88,6 +91,8 @@ class RouterService:
         predlog: PredictionLog,
         mirror: Mirror,
         tally: Tally,
+        checks: Sequence[Check] = (),
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.tally = tally
@@ -96,9 +101,14 @@ class RouterService:
         self.lookup = lookup
         self.predlog = predlog
         self.mirror = mirror
+        self.limiter = limiter
+        """The shared per-client rate limit of inference calls (None: no limit)."""
         self.table = RoutingTable()
         seeds = {m: parse_route(m, spec) for m, spec in settings.routes.items()}
-        self.watcher = TableWatcher(store, seeds, settings.refresh_seconds, self.apply)
+        self.watcher = TableWatcher(
+            store, seeds, settings.refresh_seconds, self.apply, on_lost=self._table_lost
+        )
+        self.readiness = Readiness([Check("routing_table", self._table_reason), *checks])
         self._schemas = SchemaCache(schemas)
 
     async def start(self) -> None:
@@ -112,11 +122,42 @@ class RouterService:
         await self.predlog.close()
 
     async def ready_reason(self) -> str | None:
-        return None if self.watcher.loaded else "the routing table is not loaded from Redis yet"
+        """None when ready (the table loaded, Redis answering), else why not."""
+        return await self.readiness.reason()
+
+    async def _table_reason(self) -> str | None:
+        return None if self.watcher.loaded else "not loaded from Redis yet"
+
+    def table_detail(self) -> dict[str, Any]:
+        """What /readyz shows about the routing table, a loss of it included."""
+        doc: dict[str, Any] = {"routes": len(self.table.routes), "loaded": self.watcher.loaded}
+        loss = self.watcher.loss
+        if loss is not None:
+            doc["lost"] = {
+                "at": loss.at,
+                "reseeded": loss.reseeded,
+                "reseeded_routes": loss.routes,
+                "reseeded_revision": loss.floor,
+            }
+        return {"routing_table": doc}
+
+    def _table_lost(self, reseeded: bool) -> None:
+        if not reseeded:
+            self.metrics.table_lost.inc()
+        self.metrics.table_from_memory.set(0 if reseeded else 1)
 
     def apply(self, routes: Mapping[str, Route]) -> None:
-        """Swap in a new table, whole; show the changed routes' weights."""
+        """Swap in a new table, whole; show the changed routes' weights, drop the series
+        of routes and versions that went."""
         old, self.table = self.table, RoutingTable(routes)
+        for model, was in old.routes.items():
+            now = routes.get(model)
+            gone = was.upstreams.keys() - (now.upstreams.keys() if now else set())
+            for version in gone:
+                self.upstreams.reset(model, version)
+            self.metrics.forget(model, gone, route=now is None)
+            if now is None:
+                log.info("route removed", extra={"model": model})
         for model, route in routes.items():
             before = old.get(model)
             for version, upstream in route.upstreams.items():

@@ -18,6 +18,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from sluice.core.routes import TableError, parse_route
 from sluice.core.settings import RedisSettings, ServiceSettings
+from sluice.router.ratelimit import Fallback
 
 ENV_PREFIX = "SLUICE_ROUTER_"
 
@@ -114,10 +115,24 @@ class Settings(ServiceSettings, RedisSettings):
     """Most rows one inference request may carry; more is refused with 413."""
 
     rate_limit_rps: float = Field(default=0.0, ge=0)
-    """Requests per second per client (API key, else client IP); 0 turns the limit off."""
+    """Requests per second per client (API key, else client IP), shared by every replica
+    (kept in Redis); 0 turns the limit off."""
 
     rate_limit_burst: int = Field(default=0, ge=0)
     """Requests a client may send at once; 0 means one second's worth of the rate."""
+
+    rate_limit_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
+    """How long a request waits for Redis to check the shared rate limit before
+    ``rate_limit_fallback`` decides instead (Redis is then left alone for a second)."""
+
+    rate_limit_fallback: Fallback = "local"
+    """When Redis cannot check the shared limit: ``local`` (this replica's own bucket at
+    the same rate), ``open`` (let through) or ``closed`` (refuse with 429)."""
+
+    ready_needs_redis: bool = True
+    """/readyz answers 503 while Redis does not answer PING. ``false``: the router stays
+    ready through a Redis outage, serving the last routing table it read (Redis is then
+    shown in /readyz but does not fail it)."""
 
     trust_forwarded_for: bool = False
     """Take the client IP from ``X-Forwarded-For`` (behind a trusted ingress only)."""

@@ -4,12 +4,16 @@ their Redis implementations.
 
 - ``sluice:shadow:{<model>}:diffs``      list of the newest disagreements (JSON)
 - ``sluice:predlog:{<model>}``           the prediction-log stream (sluice.core.predlog)
+- ``sluice:ratelimit:{<client hash>}``   a client's GCRA state: the theoretical arrival
+  time in Redis-clock microseconds (expires when the bucket is full again); the client
+  (an API key or IP) is hashed, never stored
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from sluice.core import predlog
+from sluice.router.ratelimit import BucketsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +129,43 @@ class RedisPredictionLog:
                 self._writing = False
             for model, n in counts.items():
                 self.on_written(model, n)
+
+
+# KEYS: the client's key. ARGV: period (microseconds per request), burst. Returns 0 when
+# allowed, else the microseconds to wait. sluice.router.ratelimit.gcra, on Redis's clock
+# (replicas' clocks never disagree); numbers stay exact (doubles, < 2^53 microseconds).
+_GCRA = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[1])
+local limit = period * tonumber(ARGV[2])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local new = tat + period
+if new - now > limit then return math.ceil(new - now - limit) end
+redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1)
+return 0
+"""
+
+
+def bucket_key(client: str) -> str:
+    digest = hashlib.blake2b(client.encode(), digest_size=12).hexdigest()
+    return f"sluice:ratelimit:{{{digest}}}"
+
+
+class RedisRateBuckets:
+    """Every replica's rate-limit buckets in Redis: one EVALSHA per request."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._gcra = client.register_script(_GCRA)
+
+    async def take(self, client: str, rate: float, burst: int, timeout: float) -> float:
+        period = max(1, round(1_000_000 / rate))
+        try:
+            async with asyncio.timeout(timeout):
+                wait = await self._gcra(keys=[bucket_key(client)], args=[period, burst])
+        except TimeoutError:
+            raise BucketsUnavailable(f"Redis did not answer within {timeout:g}s") from None
+        except (RedisError, OSError) as exc:
+            raise BucketsUnavailable(f"{type(exc).__name__}: {exc}") from None
+        return int(wait) / 1_000_000

@@ -1,10 +1,16 @@
-"""Keeps a router's routing table in step with Redis.
+"""Keeps a router's routing table in step with Redis, and puts it back when Redis lost it.
 
 At start the routes from settings are seeded, then the table is read. After that the
 table is read again whenever a change is announced on pub/sub, and at least every
 ``refresh`` seconds in case an announcement was missed (pub/sub is at-most-once). Each read
 hands the whole table to ``apply``, which swaps it in between requests. When Redis is away
 the last table is kept and served; the watcher retries until Redis is back.
+
+A read that finds the table lost (the loss rule of ``sluice.core.routes``: its epoch gone
+or another than the one seen before) is never applied. The router keeps serving the last
+table it knew, logs an ERROR, calls ``on_lost`` and re-seeds the store with that table
+plus the declared routes it lacks, above every revision it saw (``on_lost(True)`` once
+that went through); then it reads again.
 """
 
 from __future__ import annotations
@@ -12,13 +18,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from sluice.core.routes import Route, RoutingStore
+from sluice.core.routes import RESEED_GAP, Route, RoutingStore, Snapshot
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """The last time this router found the routing table lost in Redis."""
+
+    at: float
+    """Unix seconds when it was found."""
+    routes: int
+    """Routes this router re-seeded from memory and settings."""
+    floor: int
+    """The revision the re-seeded routes got (every later one is higher)."""
+    reseeded: bool
+    """Whether the re-seed went through (False: still serving from memory only)."""
 
 
 class TableWatcher:
@@ -28,15 +50,20 @@ class TableWatcher:
         seeds: Mapping[str, Route],
         refresh: float,
         apply: Callable[[Mapping[str, Route]], None],
+        on_lost: Callable[[bool], None] = lambda _: None,
     ) -> None:
         self.store = store
         self.seeds = seeds
         self.refresh = refresh
         self.apply = apply
+        self.on_lost = on_lost
         self.loaded = False
+        self.loss: Loss | None = None
         self._seeded = not seeds
         self._task: asyncio.Task[None] | None = None
         self._current: dict[str, Route] | None = None
+        self._epoch: str | None = None
+        self._highest = 0
         self._stopping = False
 
     def start(self) -> None:
@@ -50,12 +77,61 @@ class TableWatcher:
                 await asyncio.wait([self._task], timeout=1.0)
 
     async def reload(self) -> None:
-        """Read the table now and apply it if it changed."""
-        routes = await self.store.load()
-        if routes != self._current:
-            self._current = routes
-            self.apply(routes)
+        """Read the table now and apply it if it changed; re-seed it if it was lost."""
+        for _ in range(5):
+            snap = await self.store.snapshot()
+            if not self._lost(snap):
+                break
+            await self._reseed(snap)
+        else:
+            raise RedisError("the routing table kept changing while it was re-seeded")
+        self._epoch = snap.epoch
+        self._highest = max(self._highest, snap.highest)
+        if snap.routes != self._current:
+            self._current = snap.routes
+            self.apply(snap.routes)
         self.loaded = True
+
+    def _lost(self, snap: Snapshot) -> bool:
+        """Whether ``snap`` is a table Redis lost rather than one changed by a writer."""
+        if snap.epoch is None:
+            # no table marker: lost if this router knew a table; a table written before
+            # markers existed (routes, no epoch) is stamped by the re-seed, nothing added
+            return self._epoch is not None or bool(snap.routes)
+        return self._epoch is not None and snap.epoch != self._epoch
+
+    async def _reseed(self, snap: Snapshot) -> None:
+        if self._epoch is None:
+            # a table from before epochs existed: stamp it, change nothing else
+            self._epoch = await self.store.reseed({}, None, 0)
+            return
+        known = self._current or {}
+        wanted = {**self.seeds, **known}  # the last known table wins over the settings
+        floor = max(self._highest, snap.highest) + RESEED_GAP
+        if self.loss is None or self.loss.reseeded:
+            log.error(
+                "the routing table was lost in Redis (%s); serving the last known table "
+                "(%d routes) and re-seeding it above revision %d",
+                "its marker is gone" if snap.epoch is None else "it was re-created",
+                len(known),
+                floor,
+                extra={"routes": len(known), "revision": floor},
+            )
+            self.on_lost(False)
+            self.loss = Loss(time.time(), len(wanted), floor, reseeded=False)
+        epoch = await self.store.reseed(wanted, snap.epoch, floor)
+        if epoch is not None:
+            self._epoch = epoch  # the table is back, with this router's routes in it
+            self._highest = max(self._highest, floor)
+            lost_at = self.loss.at if self.loss is not None else time.time()
+            self.loss = Loss(lost_at, len(wanted), floor, reseeded=True)
+            self.on_lost(True)
+            log.warning(
+                "re-seeded the lost routing table: %d routes at revision %d",
+                len(wanted),
+                floor,
+                extra={"routes": len(wanted), "revision": floor},
+            )
 
     async def _run(self) -> None:
         failing = False

@@ -125,3 +125,35 @@ def test_prediction_log_never_blocks_when_redis_is_away() -> None:
     drops = asyncio.run(scenario())
     assert drops["buffer_full"] >= 20
     assert drops["redis_error"] >= 1
+
+
+def test_a_lost_table_is_seen_and_reseeded_above_every_revision(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        store = RedisRoutingStore(client)
+        await store.put(parse_route("churn", V1))
+        await store.put(parse_route("churn", V1))
+        await store.put(parse_route("gone", V1))
+        await store.delete("gone")
+        before = await store.snapshot()
+        assert before.epoch is not None and before.highest == 2
+        await store.delete("churn")  # every route deleted through the writer: not a loss
+        assert (await store.snapshot()).epoch == before.epoch
+        await client.flushall()  # what a restart without persistence does
+        lost = await store.snapshot()
+        assert lost.epoch is None and lost.routes == {} and lost.highest == 0
+        routes = {"churn": parse_route("churn", V1), "fraud": parse_route("fraud", V1)}
+        assert await store.reseed(routes, before.epoch, 1002) is None  # not the epoch seen
+        epoch = await store.reseed(routes, None, 1002)
+        assert epoch is not None
+        assert await store.reseed(routes, None, 5000) is None  # another replica was first
+        after = await store.snapshot()
+        assert after.epoch == epoch
+        assert {m: r.revision for m, r in after.routes.items()} == {"churn": 1002, "fraud": 1002}
+        with pytest.raises(RevisionConflict):
+            await store.put(parse_route("churn", V1), if_revision=2)  # read before the loss
+        assert (await store.put(parse_route("churn", V1))).revision == 1003
+        assert (await store.put(parse_route("new", V1))).revision == 1003  # above the floor
+        await client.aclose()
+
+    asyncio.run(scenario())

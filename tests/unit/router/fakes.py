@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from sluice.core.predlog import PredictionRecord
-from sluice.core.routes import RevisionConflict, Route
+from sluice.core.routes import RevisionConflict, Route, Snapshot
 from sluice.router.backends import Reply, UpstreamFailure
 from sluice.router.enrich import Found
 
@@ -179,16 +179,51 @@ class FakeRoutingStore:
         self.routes: dict[str, Route] = {}
         self.revisions: dict[str, int] = {}
         self.queues: list[asyncio.Queue[str]] = []
+        self.epoch: str | None = None
+        self.floor = 0
+        self.lives = 0
+
+    def lose(self) -> None:
+        """What Redis restarted empty does to the table."""
+        self.routes, self.revisions, self.epoch, self.floor = {}, {}, None, 0
 
     async def load(self) -> dict[str, Route]:
         return dict(self.routes)
+
+    async def snapshot(self) -> Snapshot:
+        return Snapshot(dict(self.routes), self.epoch, max(self.revisions.values(), default=0))
+
+    async def reseed(
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+    ) -> str | None:
+        if epoch != self.epoch:
+            return None
+        self.epoch = self.epoch or self._new_epoch()
+        self.floor = max(self.floor, floor)
+        for model, route in routes.items():
+            if model not in self.revisions:
+                self.routes[model] = route
+                self.revisions[model] = self.floor
+        for model, rev in self.revisions.items():
+            self.revisions[model] = max(rev, self.floor)
+            if model in self.routes:
+                self.routes[model] = self.routes[model].model_copy(
+                    update={"revision": self.revisions[model]}
+                )
+        return self.epoch
+
+    def _new_epoch(self) -> str:
+        self.lives += 1
+        return f"life-{self.lives}"
 
     async def put(self, route: Route, if_revision: int | None = None) -> Route:
         current = self.revisions.get(route.model, 0)
         if if_revision is not None and if_revision != current:
             raise RevisionConflict(f"at revision {current}, not {if_revision}")
-        stored = route.model_copy(update={"revision": current + 1, "updated_at": 1.0})
-        self.revisions[route.model] = current + 1
+        self.epoch = self.epoch or self._new_epoch()
+        revision = max(current, self.floor) + 1
+        stored = route.model_copy(update={"revision": revision, "updated_at": 1.0})
+        self.revisions[route.model] = revision
         self.routes[route.model] = stored
         for queue in self.queues:
             queue.put_nowait(route.model)
@@ -197,7 +232,8 @@ class FakeRoutingStore:
     async def delete(self, model: str, if_revision: int | None = None) -> int:
         if if_revision is not None and if_revision != self.revisions.get(model, 0):
             raise RevisionConflict(f"not at revision {if_revision}")
-        self.revisions[model] = self.revisions.get(model, 0) + 1
+        self.epoch = self.epoch or self._new_epoch()
+        self.revisions[model] = max(self.revisions.get(model, 0), self.floor) + 1
         self.routes.pop(model, None)
         return self.revisions[model]
 

@@ -71,3 +71,29 @@ def test_routes_from_settings_are_seeded_at_start(make_world: Callable[..., Worl
     seeded = make_world(routes={"churn": {"upstreams": {"v1": V1_URL}, "stable": "v1"}})
     assert seeded.client.get("/admin/v1/routes/churn", headers=ADMIN).json()["revision"] == 1
     assert seeded.predict({"customer_id": "C1"}).status_code == 200
+
+
+def test_a_deleted_route_stops_exporting_its_series(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=20)
+    assert world.metric("sluice_router_traffic_weight_ratio", model="churn", version="v2") == 0.2
+    world.route()  # v2 stays an upstream but gets no traffic
+    assert world.client.delete("/admin/v1/routes/churn", headers=ADMIN).status_code == 200
+    scrape = world.client.get("/metrics").text
+    for name in ("traffic_weight_ratio", "mirror_ratio", "table_revision"):
+        assert f'sluice_router_{name}{{model="churn"' not in scrape
+
+
+def test_a_version_removed_from_a_route_stops_exporting_its_weight(world: World) -> None:
+    world.route(candidate="v2", mode="canary", weight=20)
+    resp = world.client.put(
+        "/admin/v1/routes/churn",
+        json={"upstreams": {"v1": "http://v1.test:8000"}, "stable": "v1"},
+        headers=ADMIN,
+    )
+    assert resp.status_code == 200
+    scrape = world.client.get("/metrics").text
+    assert 'sluice_router_traffic_weight_ratio{model="churn",version="v1"} 1.0' in scrape
+    assert (
+        'version="v2"'
+        not in scrape.split("# HELP sluice_router_traffic_weight_ratio")[1].split("# HELP")[0]
+    )
