@@ -391,7 +391,9 @@ def router(work: Path, redis_url: str, registry: Path, upstream: str) -> Iterato
     argv = [str(Path(sys.executable).with_name("sluice")), "serve", "router",
             "--redis-url", redis_url, "--registry", str(registry), "--port", str(port),
             "--log-level", "WARNING"]  # fmt: skip
-    env = {"SLUICE_ADMIN_TOKEN": TOKEN}
+    # the upstream timeout of wrk's own (10 s): a queue at c=64 on a busy machine is latency
+    # to measure, not the router's 2 s default giving up (504)
+    env = {"SLUICE_ADMIN_TOKEN": TOKEN, "SLUICE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "10"}
     with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / "router.log") as served:
         response = httpx.put(
             f"{served[0]}/admin/v1/routes/churn",
