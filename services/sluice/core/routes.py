@@ -111,6 +111,10 @@ class Route(_Frozen):
     on_missing: MissingPolicy = "reject"
     """A feature missing or stale after lookup: refuse the request (422) or fill the
     training default. Counted either way."""
+    predlog_sample: float | None = Field(default=None, gt=0, le=1)
+    """Share of answered requests written to the prediction log while the route has no
+    candidate; None: the router's ``predlog_sample`` setting. With a candidate (canary,
+    blue/green, shadow) every request is written: analyses compare the versions on them."""
     revision: int = 0
     """Set by the store: increases by one with every accepted change."""
     updated_at: float = 0.0

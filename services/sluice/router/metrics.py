@@ -125,6 +125,11 @@ class Metrics:
             "Prediction-log records dropped, by reason (buffer_full, redis_error).",
             ["model", "reason"],
         )
+        self.predlog_sampled_out = counter(
+            "sluice_router_predlog_sampled_out_total",
+            "Answered requests not written to the prediction log by its sample rate.",
+            ["model"],
+        )
         self.feature_gaps = counter(
             "sluice_router_feature_gaps_total",
             "Feature values missing or stale after lookup, by status and action (default/reject).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ class RouterService:
         if reply.status != 200:
             self.tally.client_error(route.model, version)
         else:
-            answer = self._log(req, frame, version, schemas[version], reply, seconds)
+            answer = self._log(req, route, frame, version, schemas[version], reply, seconds)
             self.tally.answered(route.model, version, seconds, answer.scores if answer else ())
             if shadow is not None and answer is not None:
                 candidate, theirs = shadow
@@ -397,18 +398,27 @@ class RouterService:
     def _log(
         self,
         req: Inference,
+        route: Route,
         frame: Frame,
         version: str,
         schema: VersionSchema,
         reply: Reply,
         seconds: float,
     ) -> Answer | None:
-        """Queue the prediction-log record; the parsed answer (None if unreadable)."""
+        """Queue the prediction-log record (a stable-only route's by its sample rate); the
+        parsed answer (None if unreadable)."""
         try:
             labels, scores = read_answer(frame.protocol, reply.body, schema.classes)
         except CodecError:
             self.metrics.child(self.metrics.predlog_dropped, req.model, "unreadable").inc()
             return None
+        if route.candidate is None:
+            rate = self.settings.predlog_sample
+            if route.predlog_sample is not None:
+                rate = route.predlog_sample
+            if rate < 1.0 and random.random() >= rate:
+                self.metrics.child(self.metrics.predlog_sampled_out, req.model).inc()
+                return Answer(labels, scores, seconds)
         seen = frame.seen(schema.features)
         record = PredictionRecord(
             req.request_id, time.time(), version, "primary", seen, labels, scores, seconds * 1000

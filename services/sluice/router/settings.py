@@ -166,6 +166,11 @@ class Settings(ServiceSettings, RedisSettings):
     shadow_keep: int = Field(default=100, ge=1)
     """Disagreements kept per model in Redis for ``sluice shadow diff``."""
 
+    predlog_sample: float = Field(default=1.0, gt=0, le=1)
+    """Share of a stable-only route's answered requests written to the prediction log (a
+    route's own ``predlog_sample`` wins; with a candidate every request is written). At
+    high rates one record per request is most of a Redis shard's writes: docs/scaling.md."""
+
     predlog_maxlen: int = Field(default=100_000, ge=100)
     """Approximate length each model's prediction-log stream is trimmed to."""
 

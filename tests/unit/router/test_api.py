@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 from sluice.router.split import bucket
@@ -169,6 +171,42 @@ def test_every_answer_goes_to_the_prediction_log(world: World) -> None:
     assert record.labels == ["1", "0"]
     assert record.scores == [0.9, 0.2]
     assert record.latency_ms > 0
+
+
+def test_a_stable_only_route_logs_a_sample_and_counts_the_rest(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(predlog_sample=0.25)
+    world.route()
+    for _ in range(400):
+        assert world.predict({"customer_id": "C3"}).status_code == 200
+    written = len(world.predlog.records)
+    assert 50 <= written <= 160  # binomial(400, 0.25): 100 +- 8.7
+    assert world.metric("sluice_router_predlog_sampled_out_total", model="churn") == 400 - written
+
+
+def test_with_a_candidate_every_request_is_logged_whatever_the_sample(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(predlog_sample=0.01)
+    world.route(candidate="v2", mode="canary", weight=50)
+    for i in range(100):
+        assert world.predict({"customer_id": f"C{i}"}).status_code == 200
+    assert len(world.predlog.records) == 100
+    assert world.metric("sluice_router_predlog_sampled_out_total", model="churn") == 0
+
+
+def test_a_routes_own_sample_rate_wins_over_the_setting(world: World) -> None:
+    world.route(predlog_sample=0.01)
+    for _ in range(200):
+        assert world.predict({"customer_id": "C3"}).status_code == 200
+    assert len(world.predlog.records) <= 12  # binomial(200, 0.01): 2 +- 1.4
+    bad = world.client.put(
+        "/admin/v1/routes/churn",
+        json={"upstreams": {"v1": "http://x"}, "stable": "v1", "predlog_sample": 0},
+        headers=ADMIN,
+    )
+    assert bad.status_code == 422 and "predlog_sample" in bad.text
 
 
 def test_v2_infer_is_routed_enriched_and_pinned_by_path(world: World) -> None:
