@@ -20,6 +20,7 @@ EXPECTED = {
     "SluiceRolloutPausedTooLong",  # paused too long
     "SluiceCandidateFailingAnalysis",
     "SluiceDriftPersisting",
+    "SluiceDriftMonitorBehind",  # reading the prediction log late
     "SluiceFeaturesStale",  # staler than their ttl
     "SluiceVersionErrorRateHigh",  # error rate per version
     "SluiceVersionLatencyHigh",  # latency per version

@@ -27,6 +27,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from sluice.core.lease import RedisLease
 from sluice.core.predlog import stream_key
 from sluice.drift_monitor.batch import RawEntry
+from sluice.drift_monitor.windows import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class PredictionLog(Protocol):
         self, models: list[str], count: int, block_ms: int
     ) -> dict[str, list[RawEntry]]: ...
     async def ack(self, model: str, ids: list[str]) -> None: ...
+    async def lag_seconds(self, model: str) -> float: ...
 
 
 class RedisPredictionLog:
@@ -135,6 +137,24 @@ class RedisPredictionLog:
             name = text(key)
             out[name[name.index("{") + 1 : name.rindex("}")]] = [_entry(e) for e in entries]
         return out
+
+    async def lag_seconds(self, model: str) -> float:
+        """How far the group's reading is behind the newest entry written: the time between
+        the last entry delivered to the group and the newest (0 when caught up)."""
+        key = stream_key(model)
+        try:
+            stream = await self.client.xinfo_stream(key)
+            groups = await self.client.xinfo_groups(key)
+        except ResponseError:  # no stream (yet)
+            return 0.0
+        newest = text(stream["last-generated-id"])
+        read = next(
+            (text(g["last-delivered-id"]) for g in groups if text(g["name"]) == self.group),
+            "0-0",
+        )
+        if read == "0-0":  # a group made at "$" that has read nothing: since it was made
+            return 0.0
+        return max(0.0, (parse_id(newest)[0] - parse_id(read)[0]) / 1000)
 
     async def ack(self, model: str, ids: list[str]) -> None:
         for i in range(0, len(ids), 5000):

@@ -139,6 +139,13 @@ class Metrics:
             ["model", "outcome"],
             registry=registry,
         )
+        self.lag = Gauge(
+            f"{P}_lag_seconds",
+            "How far reading a model's prediction log is behind its newest entry (seconds "
+            "between the last entry read and the newest written; 0 when caught up).",
+            ["model"],
+            registry=registry,
+        )
         self.owned = Gauge(
             f"{P}_owned_models", "Models this replica currently reads.", registry=registry
         )

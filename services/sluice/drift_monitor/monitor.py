@@ -172,6 +172,7 @@ class Monitor:
         for model in list(self.owned)[fair:]:
             log.info("handing model %s over to another replica", model)
             self.owned.pop(model)
+            self._forget_lag(model)
             await self.state.release(model, self.token)
         free = [m for m in models if m not in self.owned]
         random.shuffle(free)
@@ -181,6 +182,8 @@ class Monitor:
             if await self.state.acquire(model, self.token, self.settings.lease_seconds):
                 await self.take_over(model)
         self.metrics.owned.set(len(self.owned))
+        for model in self.owned:
+            self.metrics.lag.labels(model).set(await self.log.lag_seconds(model))
 
     async def renew(self) -> None:
         for model in list(self.owned):
@@ -191,6 +194,12 @@ class Monitor:
         if self.owned.pop(model, None) is not None:
             log.warning("lost the lease of model %s; another replica reads it now", model)
             self.metrics.leases_lost.labels(model).inc()
+            self._forget_lag(model)
+
+    def _forget_lag(self, model: str) -> None:
+        """Another replica reports ``model``'s lag now: this one's series goes."""
+        with contextlib.suppress(KeyError):
+            self.metrics.lag.remove(model)
 
     async def take_over(self, model: str) -> None:
         """Start reading ``model``: load its cursors, then replay what is still pending."""

@@ -52,6 +52,12 @@ class FakeLog:
         for i in ids:
             self.pending[model].pop(i, None)
 
+    async def lag_seconds(self, model: str) -> float:
+        entries, read = self.streams.get(model, []), self.delivered.get(model, 0)
+        if not entries or not read:
+            return 0.0
+        return (parse_id(entries[-1][0])[0] - parse_id(entries[read - 1][0])[0]) / 1000
+
 
 class FakeState:
     def __init__(self) -> None:

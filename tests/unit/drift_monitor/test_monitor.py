@@ -175,3 +175,38 @@ def test_a_lost_lease_during_a_failed_commit_hands_the_window_over(
     asyncio.run(scenario())
     assert state.rows_["churn"]["v1"] == 102
     assert len(log.pending["churn"]) == 6  # the open window's entries
+
+
+def test_the_lag_behind_the_log_is_exported_and_goes_with_the_model(
+    registry: ModelRegistry,
+) -> None:
+    log, state = FakeLog(), FakeState()
+    for entry in entries(60, 5, seed=4):
+        log.add("churn", *entry)
+    monitor = make(registry, log, state)
+
+    def lag() -> float | None:
+        samples = [s for m in monitor.metrics.lag.collect() for s in m.samples]
+        return next((s.value for s in samples if s.labels["model"] == "churn"), None)
+
+    async def scenario() -> list[float | None]:
+        await monitor.housekeeping()
+        seen = [lag()]  # nothing read yet
+        await monitor.step()  # 7 of 60 entries read
+        await monitor.housekeeping()
+        seen.append(lag())
+        expected = await log.lag_seconds("churn")
+        for _ in range(10):
+            await monitor.step()
+        await monitor.housekeeping()
+        seen += [expected, lag()]
+        state.leases["churn"] = "someone else"
+        await monitor.renew()
+        seen.append(lag())
+        return seen
+
+    first, behind, expected, caught_up, gone = asyncio.run(scenario())
+    assert first == 0.0
+    assert behind == expected and expected > 0
+    assert caught_up == 0.0
+    assert gone is None  # the replica that reads it now reports it
