@@ -21,6 +21,7 @@ from sluice.core.errors import install_error_handlers
 from sluice.core.health import ReadyCheck, health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.registry import ModelRegistry
 from sluice.drift_monitor.api import add_routes
 from sluice.drift_monitor.backends import (
@@ -129,5 +130,6 @@ def create_app(
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     add_routes(app, service, settings.max_feedback_items)
+    install_openapi(app, OPS_PATHS)  # openapi_url=None: this one includes the plain routes
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "drift_monitor"))
     return app

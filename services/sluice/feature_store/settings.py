@@ -5,7 +5,7 @@ CLI options are passed as keyword arguments and win over the environment.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from sluice.core.settings import RedisSettings, ServiceSettings
@@ -44,3 +44,11 @@ class Settings(ServiceSettings, RedisSettings):
 
     write_batch_size: int = Field(default=500, ge=1)
     """Rows per pipelined batch when writing to Redis (materialise and push)."""
+
+    # PLACEHOLDER (branch openapi): helper "auth" declares the token fields; keep one at merge.
+    feature_write_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("feature_write_token", "SLUICE_FEATURE_WRITE_TOKEN"),
+    )
+    """Bearer token of the Feast write paths (/push, /write-to-online-store); unset refuses
+    them (``SLUICE_FEATURE_WRITE_TOKEN``)."""

@@ -16,6 +16,7 @@ from sluice.core.errors import install_error_handlers
 from sluice.core.health import health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.rollout.api import admin_router
 from sluice.rollout.backends import (
@@ -87,6 +88,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # core.openapi serves it, the plain routes included
     )
     app.state.controller = controller
     install_error_handlers(app)
@@ -96,5 +98,6 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     app.include_router(admin_router(source, token))
+    install_openapi(app, OPS_PATHS)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "rollout"))
     return app
