@@ -61,6 +61,7 @@ class Service:
     url: str
     token: str
     log: Path
+    pid: int
     calls: list[Call] = field(default_factory=list)
 
     def output(self) -> str:
@@ -101,7 +102,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ser
             proc = stack.enter_context(
                 running(argv, log=log, env=TOKENS, ready_url=f"http://127.0.0.1:{port}/readyz")
             )
-            out[name] = Service(proc.url or "", token, log)
+            out[name] = Service(proc.url or "", token, log, proc.popen.pid)
             return out[name].url
 
         registry_opt = ("--registry", str(registry.root))

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice.core import logging as ctx
-from sluice.core.errors import PayloadTooLarge, SluiceError
+from sluice.core.errors import PayloadTooLarge, SluiceError, error_body, json_response
 from sluice.core.metrics import LATENCY_BUCKETS
 
 log = logging.getLogger(__name__)
@@ -247,3 +247,59 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class BodyLimit:
+    """Pure ASGI: a request body over ``limit`` bytes is refused (413) before the app sees
+    it, whether declared (Content-Length) or streamed; a body within it is read once and
+    handed on, so the app never holds more than ``limit`` bytes of one request.
+
+    For apps whose routes let FastAPI parse the body (it reads all of it, then a
+    failure reading is only "There was an error parsing the body"); routes that stream
+    with :func:`read_body` need no middleware.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            text = f"request body of {declared} bytes is over the limit of {self.limit}"
+            await self._refuse(scope, receive, send, text)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            incoming = await receive()
+            if incoming["type"] != "http.request":  # the client went away
+                return
+            chunk = incoming.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                chunks.clear()
+                text = f"request body is over the limit of {self.limit} bytes"
+                await self._refuse(scope, receive, send, text)
+                return
+            chunks.append(chunk)
+            more = incoming.get("more_body", False)
+        body: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+        chunks.clear()
+
+        async def replay() -> Message:
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: only http.disconnect
+            first, body = body, None
+            return first
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        response = json_response(413, error_body(PayloadTooLarge(message)))
+        await response(scope, receive, send)

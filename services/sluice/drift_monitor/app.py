@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from sluice import __version__
 from sluice.core.errors import install_error_handlers
 from sluice.core.health import ReadyCheck, health_routes
-from sluice.core.http import HttpMetrics, RequestMiddleware
+from sluice.core.http import BodyLimit, HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.registry import ModelRegistry
@@ -131,5 +131,6 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     add_routes(app, service, settings.max_feedback_items)
     install_openapi(app, OPS_PATHS)  # openapi_url=None: this one includes the plain routes
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "drift_monitor"))
     return app

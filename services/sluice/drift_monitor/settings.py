@@ -86,6 +86,9 @@ class Settings(ServiceSettings, RedisSettings):
     max_feedback_items: int = Field(default=10000, ge=1)
     """Most labels one feedback request may carry."""
 
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (413 past it): 10,000 labels with their ids fit."""
+
     models: list[str] = Field(default_factory=list)
     """Models to watch (JSON list); empty: every model in the registry and every stream found."""
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from sluice import __version__
 from sluice.core.errors import install_error_handlers
 from sluice.core.health import health_routes
-from sluice.core.http import HttpMetrics, RequestMiddleware
+from sluice.core.http import BodyLimit, HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.routes import RedisRoutingStore, RoutingStore
@@ -99,5 +99,6 @@ def create_app(
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     app.include_router(admin_router(source, token))
     install_openapi(app, OPS_PATHS)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "rollout"))
     return app

@@ -62,6 +62,9 @@ class Settings(ServiceSettings, RedisSettings):
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     """Timeout of a call to the drift monitor or to a prometheus / web provider."""
 
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest admin API request body accepted (413 past it); a ModelRollout is a few KB."""
+
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("admin_token", "SLUICE_ADMIN_TOKEN")
     )
