@@ -22,6 +22,7 @@ from sluice.core.handlers import install_error_handlers
 from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.registry import ModelRegistry
 from sluice.drift_monitor.api import add_routes
 from sluice.drift_monitor.backends import (
@@ -132,5 +133,6 @@ def create_app(
         ),
         max_body_bytes=settings.max_body_bytes,
     )
+    install_openapi(app, OPS_PATHS)  # openapi_url=None: this one includes the plain routes
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "drift_monitor"))
     return app

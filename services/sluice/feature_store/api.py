@@ -31,7 +31,7 @@ from sluice.core.handlers import parse_json
 from sluice.core.http import read_body
 from sluice.feature_store.definitions import FeatureView
 from sluice.feature_store.keys import effective_watermark
-from sluice.feature_store.retrieval import PRESENT, OnlineResult
+from sluice.feature_store.retrieval import OnlineResult
 from sluice.feature_store.service import FeatureService
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,36 +81,10 @@ def routes(service: FeatureService) -> list[Route]:
              "written": result.written, "skipped": result.skipped}
         )  # fmt: skip
 
-    async def feast_get_online_features(request: Request) -> Response:
-        """Feast's feature server: same request, same response, so Feast clients work."""
-        authorize(reader, request.headers.get("authorization"))
-        body = await _body(request, limit)
-        if body.get("feature_service") is not None:
-            raise InvalidInput("feature_service: feature services are not supported; "
-                               "list the features as 'view:feature'")  # fmt: skip
-        full = body.get("full_feature_names", False)
-        if not isinstance(full, bool):
-            raise InvalidInput("full_feature_names: expected true or false")
-        result = await service.get_online(body.get("features"), body.get("entities"))
-        names = _feast_names(result.feature_refs, full)
-        n = len(result.entity_values)
-        entity_column = {
-            "values": result.entity_values,
-            "statuses": [PRESENT] * n,
-            "event_timestamps": [EPOCH] * n,
-        }
-        return _json(
-            {
-                "metadata": {"feature_names": [result.join_key, *names]},
-                "results": [entity_column, *_columns(result, EPOCH)],
-            }
-        )
-
     return [
         Route("/v1/features/views", list_views, methods=["GET"]),
         Route("/v1/features/get-online", get_online, methods=["POST"]),
         Route("/v1/features/push", push, methods=["POST"]),
-        Route("/get-online-features", feast_get_online_features, methods=["POST"]),
     ]
 
 
@@ -130,19 +104,6 @@ def _columns(result: OnlineResult, missing_time: datetime | None) -> list[dict[s
             )
         columns.append({"values": values, "statuses": statuses, "event_timestamps": stamps})
     return columns
-
-
-def _feast_names(refs: list[str], full: bool) -> list[str]:
-    """Feast names features ``feature`` or, with full_feature_names, ``view__feature``."""
-    if full:
-        return [ref.replace(":", "__", 1) for ref in refs]
-    names = [ref.split(":", 1)[1] for ref in refs]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise InvalidInput(
-                f"features: {name!r} is in more than one view; set full_feature_names to true"
-            )
-    return names
 
 
 def _view_body(view: FeatureView, until: float | None, freshest_us: int | None) -> dict[str, Any]:

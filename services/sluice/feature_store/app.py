@@ -20,10 +20,13 @@ from sluice.core.handlers import install_error_handlers
 from sluice.core.health import Check, health_routes
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.feature_store.api import routes
 from sluice.feature_store.backends import OnlineStore, RedisOnlineStore
 from sluice.feature_store.errors import OnlineStoreUnavailable
+from sluice.feature_store.feast import feast_router
 from sluice.feature_store.metrics import Metrics
+from sluice.feature_store.openapi import PATHS, SCHEMAS, SECURITY_SCHEMES
 from sluice.feature_store.service import FeatureService
 from sluice.feature_store.settings import Settings
 
@@ -80,7 +83,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # core.openapi serves it, the plain routes included
     )
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "feature_store"))
@@ -89,6 +92,8 @@ def create_app(
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     app.router.routes.extend(routes(service))
+    app.include_router(feast_router(service))
+    install_openapi(app, {**OPS_PATHS, **PATHS}, SCHEMAS, SECURITY_SCHEMES)
     app.state.service = service
     return app
 

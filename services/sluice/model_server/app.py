@@ -21,6 +21,7 @@ from sluice.core.handlers import install_error_handlers
 from sluice.core.health import health_routes
 from sluice.core.http import RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, V2_PATHS, install_openapi, v1_paths
 from sluice.core.registry import ModelCard, ModelRegistry, Profile
 from sluice.model_server.api import add_routes
 from sluice.model_server.backends import OnnxRuntime, Runtime
@@ -79,7 +80,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # core.openapi serves it, the plain routes included
         # Our metrics are Prometheus; FastAPI's OpenTelemetry hooks cost ~10 us a request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -90,6 +91,7 @@ def create_app(
     app.add_route("/livez", livez, methods=["GET"])
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
+    install_openapi(app, {**OPS_PATHS, **V2_PATHS, **v1_paths()})
     app.add_middleware(RequestMiddleware, metrics=metrics.http)
     return app
 

@@ -16,6 +16,7 @@ from sluice.core.handlers import install_error_handlers
 from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, install_openapi
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.rollout.api import admin_router
 from sluice.rollout.backends import (
@@ -87,6 +88,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # core.openapi serves it, the plain routes included
     )
     app.state.controller = controller
     install_error_handlers(app)
@@ -97,5 +99,6 @@ def create_app(
     app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"])
     app.include_router(admin_router(source, settings.admin_token, settings.admin_max_body_bytes))
+    install_openapi(app, OPS_PATHS)
     app.add_middleware(RequestMiddleware, metrics=HttpMetrics(registry, "rollout"))
     return app

@@ -25,6 +25,7 @@ from sluice.core.handlers import install_error_handlers
 from sluice.core.health import health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
+from sluice.core.openapi import OPS_PATHS, V2_PATHS, install_openapi, v1_paths
 from sluice.core.registry import ModelRegistry
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.core.tally import RedisTallyWriter, Tally
@@ -202,7 +203,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # core.openapi serves it, the plain routes included
         # Our metrics are Prometheus; FastAPI's OpenTelemetry hooks cost ~10 us a request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -218,5 +219,6 @@ def create_app(
     app.include_router(
         admin_router(service, store, samples, settings.admin_token, settings.admin_max_body_bytes)
     )
+    install_openapi(app, {**OPS_PATHS, **V2_PATHS, **v1_paths()})
     app.add_middleware(RequestMiddleware, metrics=http)
     return app

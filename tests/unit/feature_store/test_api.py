@@ -72,28 +72,6 @@ def test_get_online_answers_feast_style(client: AppClient) -> None:
     ]  # fmt: skip
 
 
-def test_feast_endpoint_keeps_feasts_exact_shapes(client: AppClient) -> None:
-    request = {"features": ["profile:age"], "entities": {"customer_id": ["C1", "C9"]}}
-    status, body = post(client, "/get-online-features", request)
-    assert status == 200
-    assert body == {
-        "metadata": {"feature_names": ["customer_id", "age"]},
-        "results": [
-            {"values": ["C1", "C9"], "statuses": ["PRESENT", "PRESENT"],
-             "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]},
-            {"values": [41, None], "statuses": ["PRESENT", "NOT_FOUND"],
-             "event_timestamps": ["2027-01-15T07:59:30Z", "1970-01-01T00:00:00Z"]},
-        ],
-    }  # fmt: skip
-    both = {**request, "features": ["profile:plan", "activity:plan"]}
-    status, body = post(client, "/get-online-features", both)
-    assert status == 422 and "'plan' is in more than one view" in body["error"]["message"]
-    status, body = post(client, "/get-online-features", {**both, "full_feature_names": True})
-    assert body["metadata"]["feature_names"] == ["customer_id", "profile__plan", "activity__plan"]
-    status, body = post(client, "/get-online-features", {**request, "feature_service": "svc"})
-    assert status == 422 and "feature services are not supported" in body["error"]["message"]
-
-
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [

@@ -7,7 +7,16 @@ import importlib
 
 import pytest
 
-MODULES = ["keys", "codec", "definitions", "retrieval", "materialize", "service", "backends"]
+MODULES = [
+    "keys",
+    "codec",
+    "definitions",
+    "retrieval",
+    "materialize",
+    "service",
+    "backends",
+    "feast",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
