@@ -25,6 +25,7 @@ EXPECTED = {
     "SluiceVersionLatencyHigh",  # latency per version
     "SluiceComponentDown",
     "SluiceRedisUnreachable",
+    "SluiceRoutingTableLost",  # Redis came back empty
 }
 
 
