@@ -26,6 +26,7 @@ EXPECTED = {
     "SluiceVersionLatencyHigh",  # latency per version
     "SluiceComponentDown",
     "SluiceRedisUnreachable",
+    "SluiceRoutingTableLost",  # Redis came back empty
 }
 
 

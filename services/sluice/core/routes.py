@@ -41,7 +41,12 @@ incident, not a change: it keeps serving the last table it knew, logs an ERROR, 
 store (:meth:`RedisRoutingStore.reseed`) with that table plus the declared routes
 (``SLUICE_ROUTER_ROUTES``) it lacks. A model deleted after the table came back (its
 revision is in the new ``revisions``) is not re-added. Data kept by a restart (AOF, RDB)
-keeps ``meta``: nothing happens.
+keeps ``meta``: nothing happens, unless the last writes were lost with it (an AOF fsynced
+every second, a failover to a lagging replica). Revisions never go down through the
+writer (a delete keeps the model's), so a table whose highest revision is below one a
+reader saw, under the same ``epoch``, went back in time: that is a loss too, and the
+re-seed (``restore``) also puts back each route the reader saw at a higher revision than
+the stored one (a model deleted in those lost moments comes back: delete it again).
 
 Revisions survive the loss: a re-seed sets ``floor`` to the highest revision the router
 saw (deleted models' included) plus :data:`RESEED_GAP`, stores the re-seeded routes at
@@ -284,12 +289,14 @@ class RoutingStore(Protocol):
     async def snapshot(self) -> Snapshot: ...
 
     async def reseed(
-        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int, *, restore: bool = False
     ) -> str | None:
         """Put back the ``routes`` the store lacks (and did not delete since) at revision
         ``floor`` and lift lower revisions to it, only while the stored epoch is still
-        ``epoch`` (None: none stored, one is created). The table's epoch after it; None
-        when the epoch was not ``epoch`` (the table changed meanwhile: read it again)."""
+        ``epoch`` (None: none stored, one is created). With ``restore`` (the table went back
+        in time within its life), a route stored at a lower revision than the given one's
+        is put back too. The table's epoch after it; None when the epoch was not ``epoch``
+        (the table changed meanwhile: read it again)."""
         ...
 
     async def put(self, route: Route, if_revision: int | None = None) -> Route: ...
@@ -354,7 +361,8 @@ return {rev, cur}
 """
 
 # KEYS: routes, revisions, meta. ARGV: expected epoch ("" none), an epoch for a table that
-# has none, floor, channel, then (model, route JSON) pairs. Returns the table's epoch when
+# has none, floor, channel, restore ("1": a route stored below the given revision is put
+# back too), then (model, route JSON, revision) triples. Returns the table's epoch when
 # done, "" when the epoch was not the expected one.
 _RESEED = """
 local epoch = redis.call('HGET', KEYS[3], 'epoch') or ''
@@ -365,8 +373,9 @@ if epoch == '' then
 end
 local floor = math.max(tonumber(ARGV[3]), tonumber(redis.call('HGET', KEYS[3], 'floor') or '0'))
 redis.call('HSET', KEYS[3], 'floor', floor)
-for i = 5, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+for i = 6, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if not cur or (ARGV[5] == '1' and tonumber(cur) < tonumber(ARGV[i + 2])) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     redis.call('HSET', KEYS[2], ARGV[i], floor)
   end
@@ -418,11 +427,11 @@ class RedisRoutingStore:
         return Snapshot(routes, epoch.decode() if epoch else None, highest)
 
     async def reseed(
-        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int, *, restore: bool = False
     ) -> str | None:
-        args: list[str | int] = [epoch or "", new_epoch(), floor, CHANNEL]
+        args: list[str | int] = [epoch or "", new_epoch(), floor, CHANNEL, int(restore)]
         for model, route in routes.items():
-            args += [model, route.model_dump_json(exclude={"revision"})]
+            args += [model, route.model_dump_json(exclude={"revision"}), route.revision]
         done = await self._reseed(keys=[ROUTES, REVISIONS, META], args=args)
         text = done.decode() if isinstance(done, bytes) else str(done)
         return text or None

@@ -7,10 +7,12 @@ hands the whole table to ``apply``, which swaps it in between requests. When Red
 the last table is kept and served; the watcher retries until Redis is back.
 
 A read that finds the table lost (the loss rule of ``sluice.core.routes``: its epoch gone
-or another than the one seen before) is never applied. The router keeps serving the last
-table it knew, logs an ERROR, calls ``on_lost`` and re-seeds the store with that table
-plus the declared routes it lacks, above every revision it saw (``on_lost(True)`` once
-that went through); then it reads again.
+or another than the one seen before, or its highest revision below one seen before) is
+never applied. The router keeps serving the last table it knew, logs an ERROR, calls
+``on_lost`` and re-seeds the store with that table plus the declared routes it lacks,
+above every revision it saw (``on_lost(True)`` once that went through); then it reads
+again. A table gone back in time (same epoch) also gets back the routes this router read
+at a higher revision than the stored one.
 """
 
 from __future__ import annotations
@@ -98,7 +100,19 @@ class TableWatcher:
             # no table marker: lost if this router knew a table; a table written before
             # markers existed (routes, no epoch) is stamped by the re-seed, nothing added
             return self._epoch is not None or bool(snap.routes)
-        return self._epoch is not None and snap.epoch != self._epoch
+        if self._epoch is None:
+            return False
+        # another life of the table, or the same one gone back in time: revisions only
+        # grow through the writer (deleted models keep theirs), so a lower highest one
+        # means Redis lost its last writes (AOF fsync, failover to a lagging replica)
+        return snap.epoch != self._epoch or snap.highest < self._highest
+
+    def _why(self, snap: Snapshot) -> str:
+        if snap.epoch is None:
+            return "its marker is gone"
+        if snap.epoch != self._epoch:
+            return "it was re-created"
+        return f"it went back from revision {self._highest} to {snap.highest}"
 
     async def _reseed(self, snap: Snapshot) -> None:
         if self._epoch is None:
@@ -112,14 +126,16 @@ class TableWatcher:
             log.error(
                 "the routing table was lost in Redis (%s); serving the last known table "
                 "(%d routes) and re-seeding it above revision %d",
-                "its marker is gone" if snap.epoch is None else "it was re-created",
+                self._why(snap),
                 len(known),
                 floor,
                 extra={"routes": len(known), "revision": floor},
             )
             self.on_lost(False)
             self.loss = Loss(time.time(), len(wanted), floor, reseeded=False)
-        epoch = await self.store.reseed(wanted, snap.epoch, floor)
+        # the same life gone back in time: the routes this router read later win
+        restore = snap.epoch == self._epoch
+        epoch = await self.store.reseed(wanted, snap.epoch, floor, restore=restore)
         if epoch is not None:
             self._epoch = epoch  # the table is back, with this router's routes in it
             self._highest = max(self._highest, floor)

@@ -1,5 +1,6 @@
 """Losing the routing table's Redis under load, through a real router: frozen (SIGSTOP /
-SIGCONT), killed and restarted empty, killed and restarted with its data (AOF).
+SIGCONT), killed and restarted empty, killed and restarted with its data (AOF), and
+keeping the table but losing its last writes.
 
 The router under test keeps its routing table in a Redis of its own (killable without
 disturbing the session's stack); features still come from the stack's Redis. A thread
@@ -23,7 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from sluice.core.routes import REVISIONS, ROUTES
 from tests.integration.router.conftest import ADMIN, MODEL, TOKEN, Stack, metric, wait_for
 from tests.support.procs import Process, free_port, redis_on, running, sluice_command
 
@@ -261,3 +264,39 @@ def test_redis_restarted_with_its_data_is_not_a_loss(setup: Setup) -> None:
     assert after["revision"] == before and after["weight"] == 30
     assert lost == 0
     assert not any("routing table was lost" in r["message"] for r in records(setup.root))
+
+
+def test_redis_that_lost_its_last_writes_gets_them_back(setup: Setup) -> None:
+    """Same table, older state (an AOF fsynced every second, a failover to a lagging
+    replica): the router puts back the route it read last, above every revision."""
+    stack = setup.stack
+    with setup.redis() as _, setup.router() as proc:
+        router = proc.url or ""
+        client = redis.Redis(port=setup.port)
+        set_route(stack, router)
+        kept = {k: client.hgetall(k) for k in (ROUTES, REVISIONS)}
+        body = {"upstreams": stack.servers, "stable": "v1", "candidate": "v2", "mode": "canary"}
+        resp = httpx.put(
+            f"{router}/admin/v1/routes/{MODEL}", json={**body, "weight": 60}, headers=ADMIN
+        )
+        latest = resp.json()["revision"]
+        with Load(router, stack.customers(50)) as load:
+            wait_for(lambda: load.answered() >= 20, 60, "answers before the rewind")
+            with client.pipeline(transaction=True) as pipe:  # the state before the last write
+                pipe.delete(ROUTES, REVISIONS)
+                for key, fields in kept.items():
+                    pipe.hset(key, mapping=fields)
+                pipe.execute()
+            wait_for(lambda: route(router).get("revision", 0) > latest, 60, "re-seed")
+            answered = load.answered()
+            wait_for(lambda: load.answered() >= answered + 20, 60, "answers after")
+        after = route(router)
+        lost = metric(router, "sluice_router_routing_table_lost_total")
+        client.close()
+    assert set(load.statuses) == {200}, load.report()
+    assert after["weight"] == 60 and after["revision"] > latest
+    assert lost == 1
+    assert any(
+        r["level"] == "ERROR" and f"went back from revision {latest}" in r["message"]
+        for r in records(setup.root)
+    )

@@ -13,11 +13,18 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sluice.core.predlog import PredictionRecord, decode, stream_key
-from sluice.core.routes import RedisRoutingStore, RevisionConflict, parse_route
+from sluice.core.routes import (
+    REVISIONS,
+    ROUTES,
+    RedisRoutingStore,
+    RevisionConflict,
+    parse_route,
+)
 from sluice.router.store import RedisPredictionLog, RedisShadowSamples
 from tests.support.procs import free_port
 
 V1 = {"upstreams": {"v1": "http://127.0.0.1:9001"}, "stable": "v1"}
+V2 = {"upstreams": {"v1": "http://127.0.0.1:9001", "v2": "http://127.0.0.1:9002"}, "stable": "v2"}
 
 
 def record(i: int) -> PredictionRecord:
@@ -154,6 +161,44 @@ def test_a_lost_table_is_seen_and_reseeded_above_every_revision(redis_url: str) 
             await store.put(parse_route("churn", V1), if_revision=2)  # read before the loss
         assert (await store.put(parse_route("churn", V1))).revision == 1003
         assert (await store.put(parse_route("new", V1))).revision == 1003  # above the floor
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_table_gone_back_in_time_gets_the_later_routes_back(redis_url: str) -> None:
+    """Same epoch, lower revisions (Redis lost its last writes): ``restore`` puts back the
+    routes read at a higher revision, keeps the ones stored higher, and lifts everything."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        await client.flushall()
+        store = RedisRoutingStore(client)
+        await store.put(parse_route("churn", V1))
+        await store.put(parse_route("fraud", V1))
+        kept = {k: await client.hgetall(k) for k in (ROUTES, REVISIONS)}
+        await store.put(parse_route("churn", V1))
+        later = await store.put(parse_route("churn", V2))  # revisions 2 and 3, then lost
+        fraud = (await store.snapshot()).routes["fraud"]
+        seen = await store.snapshot()
+        await client.delete(ROUTES, REVISIONS)  # what Redis kept: the state before
+        for key, fields in kept.items():
+            await client.hset(key, mapping=fields)
+        await store.put(parse_route("fraud", V2))  # another writer, after: revision 2
+        back = await store.snapshot()
+        assert back.epoch == seen.epoch and back.highest < seen.highest
+        routes = {"churn": later, "fraud": fraud, "declared": parse_route("declared", V1)}
+        assert await store.reseed(routes, seen.epoch, 1002, restore=True) == seen.epoch
+        after = await store.snapshot()
+        assert after.routes["churn"].stable == "v2"  # read later than what was stored
+        assert after.routes["fraud"].stable == "v2"  # stored later than what was read
+        assert set(after.routes) == {"churn", "fraud", "declared"}
+        assert {r.revision for r in after.routes.values()} == {1002}
+        # without restore (another life), a stored route is never replaced
+        await store.put(parse_route("churn", V1))
+        stale = {"churn": later.model_copy(update={"revision": 5000})}
+        await store.reseed(stale, seen.epoch, 1100)
+        assert (await store.snapshot()).routes["churn"].stable == "v1"
         await client.aclose()
 
     asyncio.run(scenario())

@@ -193,15 +193,21 @@ class FakeRoutingStore:
     async def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.routes), self.epoch, max(self.revisions.values(), default=0))
 
+    def rewind(self, kept: tuple[dict[str, Route], dict[str, int]]) -> None:
+        """What a Redis that lost its last writes (AOF fsync, failover to a lagging
+        replica) does: the table as it was, same epoch."""
+        self.routes, self.revisions = dict(kept[0]), dict(kept[1])
+
     async def reseed(
-        self, routes: Mapping[str, Route], epoch: str | None, floor: int
+        self, routes: Mapping[str, Route], epoch: str | None, floor: int, *, restore: bool = False
     ) -> str | None:
         if epoch != self.epoch:
             return None
         self.epoch = self.epoch or self._new_epoch()
         self.floor = max(self.floor, floor)
         for model, route in routes.items():
-            if model not in self.revisions:
+            stored = self.revisions.get(model)
+            if stored is None or (restore and stored < route.revision):
                 self.routes[model] = route
                 self.revisions[model] = self.floor
         for model, rev in self.revisions.items():
