@@ -31,7 +31,7 @@ from sluice.core.handlers import error_body, json_response
 from sluice.core.http import HttpMetrics, request_id, route_pattern
 from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol
-from sluice.router.errors import RateLimited
+from sluice.router.errors import InvalidHeader, RateLimited
 from sluice.router.metrics import Metrics
 from sluice.router.ratelimit import RateLimiter, retry_after
 from sluice.router.service import Inference, RouterService
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 Headers = dict[bytes, bytes]
 """A request's headers by lower-case name (the first of repeated ones)."""
+_BINARY = HEADER_LENGTH.encode()
 VERSION_HEADER = "x-sluice-version"
 KEY_HEADER = "x-sluice-key"
 SERVER_NAME = "sluice-router"
@@ -95,6 +96,17 @@ class Guard:
 def _text(headers: Headers, name: bytes) -> str | None:
     value = headers.get(name)
     return None if value is None else value.decode("latin-1")
+
+
+def _binary_header(headers: Headers) -> str | None:
+    """``inference-header-content-length``, the one client header forwarded upstream: a
+    byte count, or the request is refused (400) before anything is sent."""
+    value = _text(headers, _BINARY)
+    if value is not None and not (value.isascii() and value.isdigit()):
+        raise InvalidHeader(
+            f"{HEADER_LENGTH}: expected the length of the JSON part in bytes, got {value[:40]!r}"
+        )
+    return value
 
 
 def _api_key(headers: Headers) -> str | None:
@@ -194,7 +206,7 @@ class InferenceEndpoint:
                 request_id=rid,
                 pin=pin,
                 key=_text(headers, b"x-sluice-key"),
-                binary_header=_text(headers, HEADER_LENGTH.encode()) if protocol == "v2" else None,
+                binary_header=_binary_header(headers) if protocol == "v2" else None,
             )
             if explain:
                 reply, answered = await self.service.explain(req)
