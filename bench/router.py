@@ -9,8 +9,11 @@ front (uvloop, httptools, no access log, prediction log on). Then, with wrk:
 - direct vs through the router, one V2 row with every feature, concurrency 1, 16, 64;
 - entity in, prediction out (the router looks the 12 features up), concurrency 1 and 8;
 - shadow mode (stable answers, the candidate gets a copy on the same two cores), c=1, 16;
-- the upstream client: one minimal Starlette proxy each on httpx.AsyncClient, httpx with
-  the httpx-aiohttp transport, and aiohttp, at concurrency 1 and 64.
+- the upstream client, at concurrency 1 and 64: the router as configured (its own
+  HTTP/1.1 client, ``router/http1.py``) beside a second router on aiohttp
+  (``SLUICE_ROUTER_UPSTREAM_CLIENT=aiohttp``), same table, same runs; and one minimal
+  Starlette proxy each on our http1 client, aiohttp, httpx.AsyncClient and httpx with the
+  httpx-aiohttp transport. http1.py exists only while it beats aiohttp here.
 
 With ``--baseline DIR`` (a source tree of another commit, e.g. from ``git archive HEAD
 services | tar -x -C DIR``) a second router runs that code on the same Redis and table, and
@@ -68,7 +71,10 @@ state = {}
 @contextlib.asynccontextmanager
 async def lifespan(app):
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    if KIND == "httpx":
+    if KIND == "http1":
+        from sluice.router.http1 import Http1Upstream
+        state["h"] = Http1Upstream(connections=256, connect_timeout=5.0)
+    elif KIND == "httpx":
         state["c"] = httpx.AsyncClient(limits=limits)
     elif KIND == "httpx-aiohttp":
         from httpx_aiohttp import AiohttpTransport
@@ -76,13 +82,18 @@ async def lifespan(app):
     else:
         state["s"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=256))
     yield
-    if "c" in state:
+    if "h" in state:
+        await state["h"].close()
+    elif "c" in state:
         await state["c"].aclose()
     else:
         await state["s"].close()
 
 async def proxy(request):
     body = await request.body()
+    if KIND == "http1":
+        r = await state["h"].request("POST", UP, body, 10.0, HEADERS)
+        return Response(r.body, r.status, media_type="application/json")
     if KIND == "aiohttp":
         async with state["s"].post(UP, data=body, headers=HEADERS) as r:
             return Response(await r.read(), r.status, media_type="application/json")
@@ -99,6 +110,8 @@ TARGETS = {
     "entity-in requests/s at c=8": 2000,
     "shadow: primary p50 increase": 0.25,
 }
+CLIENTS = ("http1", "aiohttp", "httpx", "httpx-aiohttp")
+"""The plain proxies' upstream clients, ours first."""
 
 
 @dataclass
@@ -133,6 +146,9 @@ def main() -> None:
         materialise(work, redis_url)
         servers = {v: stack.enter_context(model_server(work, registry, v)) for v in ("v1", "v2")}
         router = stack.enter_context(router_process(work, redis_url, registry))
+        on_aiohttp = stack.enter_context(
+            router_process(work, redis_url, registry, client="aiohttp")
+        )
         baseline = None
         if args.baseline is not None:
             source = args.baseline.resolve() / "services"
@@ -198,17 +214,17 @@ def main() -> None:
                 p50, p99, rps = (statistics.median(r[i] for r in found) for i in range(3))
                 print(f"{name:34} c={c:<3} p50={p50:.3f}ms p99={p99:.3f}ms rps={rps:,.0f}")
                 results.append(Result(name, c, p50, p99, rps))
+        set_route(router, servers)  # shadow off again, whatever the last round left
+        time.sleep(0.2)
         with ExitStack() as proxies:
-            urls = {
-                k: proxies.enter_context(proxy(work, k, direct))
-                for k in ("httpx", "httpx-aiohttp", "aiohttp")
-            }
+            urls = {k: proxies.enter_context(proxy(work, k, direct)) for k in CLIENTS}
             for c in (1, 64):
                 run(
                     [
+                        ("the router on http1", routed, full),
+                        ("the router on aiohttp", on_aiohttp + infer, full),
                         *((f"plain proxy on {k}", u, full) for k, u in urls.items()),
-                        ("the router (same runs)", routed, full),
-                        *before("the router (same runs)", based, full),
+                        *before("the router on http1", based, full),
                     ],
                     c,
                 )
@@ -334,9 +350,10 @@ def model_server(work: Path, registry: Path, version: str) -> Iterator[str]:
 
 @contextmanager
 def router_process(
-    work: Path, redis_url: str, registry: Path, source: Path | None = None
+    work: Path, redis_url: str, registry: Path, source: Path | None = None, client: str = "http1"
 ) -> Iterator[str]:
-    """``sluice serve router``; with ``source``, that tree's code (on PYTHONPATH)."""
+    """``sluice serve router`` with upstream ``client``; with ``source``, that tree's code
+    (on PYTHONPATH)."""
     port = free_port()
     argv = [
         sluice(),
@@ -351,7 +368,7 @@ def router_process(
         "--log-level",
         "WARNING",
     ]
-    env = {"SLUICE_ADMIN_TOKEN": TOKEN}
+    env = {"SLUICE_ADMIN_TOKEN": TOKEN, "SLUICE_ROUTER_UPSTREAM_CLIENT": client}
     if source is not None:
         env["PYTHONPATH"] = str(source)
     log = work / f"router-{port}.log"
@@ -499,15 +516,15 @@ def render(
         lines.append(
             f"| {key} |{before} {shown(key, value)} | {goal} | {'met' if ok else 'MISSED'} |"
         )
-    lines += ["", "## Upstream client (a plain proxy, same run)", ""]
+    lines += ["", "## Upstream client: our http1 against aiohttp (same runs)", ""]
     for c in (1, 64):
-        row = [get(f"plain proxy on {k}", c) for k in ("httpx", "httpx-aiohttp", "aiohttp")]
-        ours = get("the router (same runs)", c)
+        ours, theirs = get("the router on http1", c), get("the router on aiohttp", c)
+        plain = {k: get(f"plain proxy on {k}", c) for k in CLIENTS}
         lines.append(
-            f"- c={c}: httpx.AsyncClient {row[0].rps:,.0f}/s (p50 {row[0].p50_ms:.2f} ms), "
-            f"httpx + httpx-aiohttp {row[1].rps:,.0f}/s (p50 {row[1].p50_ms:.2f} ms), "
-            f"aiohttp {row[2].rps:,.0f}/s (p50 {row[2].p50_ms:.2f} ms); the router "
-            f"{ours.rps:,.0f}/s (p50 {ours.p50_ms:.2f} ms)"
+            f"- c={c}: the router on http1 {ours.rps:,.0f}/s (p50 {ours.p50_ms:.2f} ms) vs on "
+            f"aiohttp {theirs.rps:,.0f}/s (p50 {theirs.p50_ms:.2f} ms): "
+            f"{ours.rps / theirs.rps - 1:+.0%} requests/s; plain proxy on "
+            + ", ".join(f"{k} {r.rps:,.0f}/s (p50 {r.p50_ms:.2f} ms)" for k, r in plain.items())
         )
     lines += ["", "## Shadow and prediction-log counters at the end of the run", ""]
     lines += [f"- `{k}`: {v:,.0f}" for k, v in sorted(shadow.items()) if "_created" not in k]

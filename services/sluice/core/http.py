@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -172,15 +172,93 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+"""An answer as the hot path sends it: status, body, raw headers (it adds ``x-request-id``)."""
 _HOT = "sluice.hot_route"
+T = TypeVar("T")
 
 
-class HotRoutes:
-    """POST endpoints answered without FastAPI's layers, doing what they and
-    ``RequestMiddleware`` do: path parameters, the request id (in ``state`` and echoed),
-    the per-route metrics, and errors as responses (``on_error``; anything unexpected is
-    logged and answered as a 500 the same way). Register the same endpoints as ordinary
-    routes too: other methods then get FastAPI's 405."""
+class Disconnected(Exception):
+    """The client went away before its request was read: there is no one to answer, and
+    nothing is counted."""
+
+
+class HotPath(Generic[T]):
+    """The one hot path of every service: POSTs answered without FastAPI's layers, doing
+    what they and ``RequestMiddleware`` do. ``match`` finds the route (its template, the
+    path parameters in ``scope["path_params"]`` and the route's ``T`` in the scope), then
+    ``__call__`` sets the request id (the caller's ``x-request-id`` or a new one; in the
+    logging context and echoed), calls :meth:`answer`, turns a ``SluiceError`` into
+    :meth:`error`'s answer and anything unexpected into a 500 logged once, sends it and
+    times it in :meth:`observed` (per route template). No per-request allocation beyond
+    the answer: subclasses fill in ``answer``, ``error`` and, for more metrics, ``observed``.
+    """
+
+    def __init__(self, routes: Sequence[tuple[str, T]], metrics: HttpMetrics) -> None:
+        self.metrics = metrics
+        self._routes = [(route_pattern(t), t, target) for t, target in routes]
+
+    def match(self, scope: Scope) -> bool:
+        """Whether ``scope`` is a POST to one of the routes (kept in the scope if so)."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        path = scope["path"]
+        for pattern, template, target in self._routes:
+            found = pattern.match(path)
+            if found is not None:
+                scope[_HOT] = (template, target)
+                scope["path_params"] = found.groupdict()
+                return True
+        return False
+
+    async def answer(
+        self, scope: Scope, receive: Receive, rid: str, template: str, target: T
+    ) -> Answer:
+        """The answer to one matched request; may raise ``SluiceError`` or ``Disconnected``."""
+        raise NotImplementedError
+
+    def error(self, exc: SluiceError, template: str, target: T) -> Answer:
+        """The answer to a request that failed with ``exc``."""
+        raise NotImplementedError
+
+    def observed(self, template: str, status: int, seconds: float) -> None:
+        """One request answered (or failed while sending) with ``status`` in ``seconds``."""
+        self.metrics.observe(template, status, seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        if _HOT not in scope and not self.match(scope):
+            raise AssertionError(f"not a route of this hot path: {scope['path']}")
+        template, target = scope[_HOT]
+        rid = request_id(scope)
+        token = ctx.request_id.set(rid)
+        status = 500
+        try:
+            try:
+                status, body, headers = await self.answer(scope, receive, rid, template, target)
+            except Disconnected:
+                status = 0
+                return
+            except SluiceError as exc:
+                status, body, headers = self.error(exc, template, target)
+            except Exception:
+                log.exception("unexpected error on %s", scope["path"])
+                failed = SluiceError("internal server error")
+                status, body, headers = self.error(failed, template, target)
+            headers.append((REQUEST_ID_HEADER, rid.encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:  # counted like RequestMiddleware does, even when sending fails
+            if status:
+                self.observed(template, status, time.perf_counter() - started)
+            ctx.request_id.reset(token)
+
+
+class HotRoutes(HotPath[Endpoint]):
+    """Starlette endpoints (``Request`` in, a plain ``Response`` out) on the hot path;
+    ``on_error`` shapes a ``SluiceError`` for the route's template. The request id is in
+    ``request.state.request_id`` too. Register the same endpoints as ordinary routes too:
+    other methods then get FastAPI's 405."""
 
     def __init__(
         self,
@@ -188,42 +266,27 @@ class HotRoutes:
         metrics: HttpMetrics,
         on_error: Callable[[SluiceError, str], Response],
     ) -> None:
-        self.metrics = metrics
+        super().__init__(routes, metrics)
         self.on_error = on_error
-        self._routes = [(route_pattern(t), t, endpoint) for t, endpoint in routes]
 
-    def match(self, scope: Scope) -> bool:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return False
-        for pattern, template, endpoint in self._routes:
-            found = pattern.match(scope["path"])
-            if found is not None:
-                scope[_HOT] = (template, endpoint)
-                scope["path_params"] = found.groupdict()
-                return True
-        return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        template, endpoint = scope[_HOT]
-        rid = request_id(scope)
+    async def answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        rid: str,
+        template: str,  # noqa: ARG002 (the route's template, unused here)
+        target: Endpoint,
+    ) -> Answer:
         scope.setdefault("state", {})["request_id"] = rid
-        token = ctx.request_id.set(rid)
-        status = 500
-        try:
-            try:
-                response = await endpoint(Request(scope, receive))
-            except SluiceError as exc:
-                response = self.on_error(exc, template)
-            except Exception:
-                log.exception("unexpected error on %s", scope["path"])
-                response = self.on_error(SluiceError("internal server error"), template)
-            response.raw_headers.append((REQUEST_ID_HEADER, rid.encode()))
-            status = response.status_code
-            await response(scope, receive, send)
-        finally:  # counted like RequestMiddleware does, even when sending fails
-            self.metrics.observe(template, status, time.perf_counter() - started)
-            ctx.request_id.reset(token)
+        return _raw(await target(Request(scope, receive)))
+
+    def error(self, exc: SluiceError, template: str, target: Endpoint) -> Answer:  # noqa: ARG002
+        return _raw(self.on_error(exc, template))
+
+
+def _raw(response: Response) -> Answer:
+    """A plain (not streaming, no background task) Response as the hot path sends it."""
+    return response.status_code, bytes(response.body), response.raw_headers
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

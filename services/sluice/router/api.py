@@ -2,18 +2,18 @@
 
 The inference POSTs (V2 infer, ``/v1/models/{m}:predict``) are one plain ASGI app,
 :class:`InferenceEndpoint`, that the router app calls before FastAPI's middleware, exception
-and routing layers (they cost about as much as the router's own work per request). It
-does what those layers did for it: the request id, the per-route request metrics, errors as
-responses. The rest (V2 metadata and health, the admin API) are ordinary routes, the same
-paths as the model server's. Every answer carries ``x-sluice-version``. V2 errors are
-``{"error": "message"}``; V1 errors use the core shape.
+and routing layers (they cost about as much as the router's own work per request). It is
+core's :class:`~sluice.core.http.HotPath` (the model server's too), which does what those
+layers did: the request id, the per-route request metrics, errors as responses. The rest
+(V2 metadata and health, the admin API) are ordinary routes, the same paths as the model
+server's. Every answer carries ``x-sluice-version``. V2 errors are ``{"error": "message"}``;
+V1 errors use the core shape.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,16 +22,15 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from sluice import __version__
-from sluice.core import logging as ctx
 from sluice.core.errors import InvalidInput, PayloadTooLarge, SluiceError, Unauthorized
 from sluice.core.handlers import error_body, json_response
-from sluice.core.http import HttpMetrics, request_id, route_pattern
+from sluice.core.http import Answer, Disconnected, HotPath, HttpMetrics
 from sluice.router.backends import HEADER_LENGTH
 from sluice.router.codec import Protocol
-from sluice.router.errors import RateLimited
+from sluice.router.errors import InvalidHeader, RateLimited
 from sluice.router.metrics import Metrics
 from sluice.router.ratelimit import Limiter, retry_after
 from sluice.router.service import Inference, RouterService
@@ -42,6 +41,7 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 Headers = dict[bytes, bytes]
 """A request's headers by lower-case name (the first of repeated ones)."""
+_BINARY = HEADER_LENGTH.encode()
 VERSION_HEADER = "x-sluice-version"
 KEY_HEADER = "x-sluice-key"
 SERVER_NAME = "sluice-router"
@@ -94,6 +94,17 @@ def _text(headers: Headers, name: bytes) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
+def _binary_header(headers: Headers) -> str | None:
+    """``inference-header-content-length``, the one client header forwarded upstream: a
+    byte count, or the request is refused (400) before anything is sent."""
+    value = _text(headers, _BINARY)
+    if value is not None and not (value.isascii() and value.isdigit()):
+        raise InvalidHeader(
+            f"{HEADER_LENGTH}: expected the length of the JSON part in bytes, got {value[:40]!r}"
+        )
+    return value
+
+
 def _api_key(headers: Headers) -> str | None:
     key = _text(headers, b"x-api-key")
     if key is None:
@@ -103,107 +114,58 @@ def _api_key(headers: Headers) -> str | None:
     return key
 
 
-_ROUTE = "sluice.inference"
-"""Scope key of the matched inference route: (template, protocol, model, path params)."""
-
-
-class _Disconnected(Exception):
-    """The client went away before its body arrived: there is no one to answer."""
-
-
-class InferenceEndpoint:
-    """V2 infer and V1 predict as one plain ASGI app: ``match`` a scope, then call it."""
+class InferenceEndpoint(HotPath[Protocol]):
+    """V2 infer and V1 predict/explain on core's hot path (``match`` a scope, then call it),
+    answered as (status, body, headers) with no Starlette Request or Response."""
 
     def __init__(
         self, service: RouterService, settings: Settings, metrics: Metrics, http: HttpMetrics
     ) -> None:
+        super().__init__(INFER_ROUTES, http)
         self.service = service
         self.guard = Guard(settings, metrics, service.limiter)
         self.limit = settings.max_body_bytes
         self.gateway = metrics.gateway
-        self.http = http
         self._gateway: dict[int, Any] = {}
-        self._routes = [(route_pattern(path), path, protocol) for path, protocol in INFER_ROUTES]
 
-    def match(self, scope: Scope) -> bool:
-        """Whether ``scope`` is an inference POST (the route found is kept in the scope)."""
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return False
-        path = scope["path"]
-        for pattern, template, protocol in self._routes:
-            found = pattern.match(path)
-            if found is not None:
-                scope[_ROUTE] = (template, protocol, found.group("model"), found.groupdict())
-                return True
-        return False
+    def observed(self, template: str, status: int, seconds: float) -> None:
+        """Also the gateway histogram ``http_request_duration_seconds{status}``; a 5xx is
+        logged (the request id is in the logging context)."""
+        gateway = self._gateway.get(status)
+        if gateway is None:
+            gateway = self._gateway[status] = self.gateway.labels(str(status))
+        gateway.observe(seconds)
+        self.metrics.observe(template, status, seconds)
+        if status >= 500:
+            log.warning("request failed", extra={"route": template, "status": status})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        if _ROUTE not in scope and not self.match(scope):
-            raise AssertionError(f"not an inference request: {scope['path']}")
-        template, protocol, model, params = scope[_ROUTE]
-        rid = request_id(scope)
-        token = ctx.request_id.set(rid)
-        try:
-            try:
-                status, body, headers = await self._answer(
-                    scope, receive, rid, protocol, model, params.get("version"),
-                    explain=template.endswith(":explain"),
-                )  # fmt: skip
-            except _Disconnected:
-                return
-            headers.append((b"x-request-id", rid.encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            seconds = time.perf_counter() - started
-            gateway = self._gateway.get(status)
-            if gateway is None:
-                gateway = self._gateway[status] = self.gateway.labels(str(status))
-            gateway.observe(seconds)
-            self.http.observe(template, status, seconds)
-            if status >= 500:
-                log.warning("request failed", extra={"path": scope["path"], "status": status})
-        finally:
-            ctx.request_id.reset(token)
+    def error(self, exc: SluiceError, template: str, target: Protocol) -> Answer:  # noqa: ARG002
+        return _error(exc, target)
 
-    async def _answer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        rid: str,
-        protocol: Protocol,
-        model: str,
-        version: str | None,
-        *,
-        explain: bool = False,
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """(status, body, headers) of the answer to one inference (or explain) request."""
+    async def answer(
+        self, scope: Scope, receive: Receive, rid: str, template: str, target: Protocol
+    ) -> Answer:
+        """The answer to one inference (or explain) request."""
         headers: Headers = dict(reversed(scope["headers"]))
-        try:
-            await self.guard.check(headers, scope.get("client"))
-            pin = _text(headers, b"x-sluice-version") or version
-            if version is not None and pin != version:
-                raise InvalidInput(f"{VERSION_HEADER} {pin!r} contradicts the path's {version!r}")
-            req = Inference(
-                model=model,
-                protocol=protocol,
-                body=await _read_body(receive, headers.get(b"content-length"), self.limit),
-                request_id=rid,
-                pin=pin,
-                key=_text(headers, b"x-sluice-key"),
-                binary_header=_text(headers, HEADER_LENGTH.encode()) if protocol == "v2" else None,
-            )
-            if explain:
-                reply, answered = await self.service.explain(req)
-            else:
-                reply, answered = await self.service.predict(req)
-        except SluiceError as exc:
-            return _error(exc, protocol)
-        except _Disconnected:
-            raise
-        except Exception:
-            log.exception("unexpected error on %s", scope["path"])
-            return _error(SluiceError("internal server error"), protocol)
+        await self.guard.check(headers, scope.get("client"))
+        params = scope["path_params"]
+        version = params.get("version")
+        pin = _text(headers, b"x-sluice-version") or version
+        if version is not None and pin != version:
+            raise InvalidInput(f"{VERSION_HEADER} {pin!r} contradicts the path's {version!r}")
+        req = Inference(
+            model=params["model"],
+            protocol=target,
+            body=await _read_body(receive, headers.get(b"content-length"), self.limit),
+            request_id=rid,
+            pin=pin,
+            key=_text(headers, b"x-sluice-key"),
+            binary_header=_binary_header(headers) if target == "v2" else None,
+        )
+        if template.endswith(":explain"):
+            reply, answered = await self.service.explain(req)
+        else:
+            reply, answered = await self.service.predict(req)
         out = [
             (b"content-type", (reply.content_type or "application/json").encode("latin-1")),
             (b"content-length", str(len(reply.body)).encode()),
@@ -225,7 +187,7 @@ async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> by
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _Disconnected
+            raise Disconnected
         chunk: bytes = message.get("body", b"")
         more = message.get("more_body", False)
         if not chunks and not more and len(chunk) <= limit:
@@ -238,7 +200,7 @@ async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> by
             return b"".join(chunks)
 
 
-def _error(exc: SluiceError, protocol: Protocol) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _error(exc: SluiceError, protocol: Protocol) -> Answer:
     if exc.status >= 500 and exc.status != 503:
         log.warning("inference failed: %s", exc.message)
     doc: dict[str, Any] = {"error": exc.message} if protocol == "v2" else error_body(exc)

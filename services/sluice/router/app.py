@@ -96,6 +96,7 @@ def create_app(
         client = kind(
             connections=settings.upstream_connections,
             connect_timeout=settings.connect_timeout_seconds,
+            max_response_bytes=settings.max_response_bytes,
         )
     if lookup is None and settings.feature_lookup == "redis":
         lookup = StoreFeatureLookup.from_url(

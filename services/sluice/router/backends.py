@@ -28,7 +28,8 @@ from sluice.core.registry import ModelCard, ModelRegistry
 from sluice.feature_store.backends import OnlineStore
 from sluice.router.enrich import Found, VersionSchema
 
-FailureReason = Literal["connect", "timeout"]
+FailureReason = Literal["connect", "timeout", "too_large"]
+"""No connection or a broken one; no answer in time; an answer over the size limit."""
 HEADER_LENGTH = "inference-header-content-length"
 """V2 binary tensor data extension: the length of the JSON part of a body."""
 
@@ -45,11 +46,13 @@ class Reply:
 
 
 class UpstreamFailure(Exception):
-    """No answer at all: the connection failed, or the timeout passed."""
+    """No usable answer: the connection failed, the timeout passed, or the answer was
+    over the client's size limit."""
 
     def __init__(self, reason: FailureReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason: FailureReason = reason
+        self.detail = detail
 
 
 class LookupRefused(Exception):
@@ -125,11 +128,15 @@ class SchemaSource(Protocol):
 
 
 class AiohttpUpstream:
-    """An aiohttp session with a keep-alive pool per upstream host."""
+    """An aiohttp session with a keep-alive pool per upstream host; answers of at most
+    ``max_response_bytes``."""
 
-    def __init__(self, *, connections: int, connect_timeout: float) -> None:
+    def __init__(
+        self, *, connections: int, connect_timeout: float, max_response_bytes: int = 16 << 20
+    ) -> None:
         self._connections = connections
         self._connect_timeout = connect_timeout
+        self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -160,7 +167,7 @@ class AiohttpUpstream:
             async with session.request(
                 method, url, data=body, headers=headers, timeout=limits
             ) as resp:
-                data = await resp.read()
+                data = await self._read(resp)
                 return Reply(
                     resp.status,
                     data,
@@ -171,6 +178,25 @@ class AiohttpUpstream:
             raise UpstreamFailure("timeout", f"{url} did not answer in {timeout}s") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamFailure("connect", f"{url}: {exc}") from exc
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_response_bytes
+        declared = resp.content_length
+        if declared is not None and declared > limit:
+            resp.close()
+            raise UpstreamFailure(
+                "too_large", f"the answer is over the limit of {limit} bytes ({declared} declared)"
+            )
+        chunks, size = [], 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                resp.close()
+                raise UpstreamFailure(
+                    "too_large", f"the answer is over the limit of {limit} bytes (more sent)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -107,7 +107,7 @@ class Upstreams:
             except UpstreamFailure as exc:
                 self.metrics.failed(model, version, role, exc.reason)
                 failure = exc
-                if exc.reason == "timeout":
+                if exc.reason != "connect":  # a timeout or too large an answer: not again
                     break
                 continue
             seconds = time.perf_counter() - started

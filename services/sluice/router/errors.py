@@ -36,6 +36,14 @@ class InvalidEntity(InvalidInput):
     code = "invalid_entity"
 
 
+class InvalidHeader(InvalidInput):
+    """A request header the router would forward upstream is not what it must be (the
+    router forwards only ``inference-header-content-length``, a number): 400, never sent."""
+
+    status = 400
+    code = "invalid_header"
+
+
 class RateLimited(SluiceError):
     """The client sent more than its rate allows; ``retry_after`` seconds."""
 
@@ -68,6 +76,7 @@ __all__ = [
     "BadGateway",
     "GatewayTimeout",
     "InvalidEntity",
+    "InvalidHeader",
     "LookupUnavailable",
     "MissingFeature",
     "ModelNotRouted",

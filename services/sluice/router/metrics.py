@@ -47,7 +47,8 @@ class Metrics:
         )
         self.errors = counter(
             "sluice_router_upstream_errors_total",
-            "Upstream calls that failed, by reason (connect, timeout, status, circuit_open).",
+            "Upstream calls that failed, by reason (connect, timeout, too_large, status, "
+            "circuit_open).",
             ["model", "version", "role", "reason"],
         )
         self.latency = Histogram(

@@ -249,7 +249,11 @@ class RouterService:
                 return reply, version
             except UpstreamFailure as exc:
                 failure = exc
-        raise BadGateway(f"version {version!r} of {route.model!r} did not explain: {failure}")
+        log.warning("version %s of %s did not explain: %s", version, route.model, failure)
+        raise BadGateway(
+            f"version {version!r} of {route.model!r} did not explain (the router's log has the "
+            "detail)"
+        )
 
     async def proxy_get(self, model: str, version: str | None, path: str) -> tuple[Reply, str]:
         """A metadata or readiness GET, answered by the version's (default: stable's) server."""
@@ -433,4 +437,12 @@ def _gateway_reply(model: str, version: str, exc: Exception) -> Reply:
         return exc.reply
     if isinstance(exc, UpstreamFailure) and exc.reason == "timeout":
         raise GatewayTimeout(f"version {version!r} of {model!r} did not answer in time")
-    raise BadGateway(f"version {version!r} of {model!r} cannot be reached: {exc}")
+    if isinstance(exc, UpstreamFailure) and exc.reason == "too_large":
+        raise BadGateway(
+            f"version {version!r} of {model!r} answered more than the router takes: "
+            f"{exc.detail} (SLUICE_ROUTER_MAX_RESPONSE_BYTES)"
+        )
+    log.warning("version %s of %s cannot be reached: %s", version, model, exc)
+    raise BadGateway(
+        f"version {version!r} of {model!r} cannot be reached (the router's log has the detail)"
+    )

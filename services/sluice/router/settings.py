@@ -111,6 +111,10 @@ class Settings(ServiceSettings, RedisSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest inference body accepted; more is refused with 413."""
 
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest answer read from an upstream (model server, feature store); a larger one is
+    not held in memory: the client gets a 502 naming this limit."""
+
     max_batch_size: int = Field(default=1024, ge=1)
     """Most rows one inference request may carry; more is refused with 413."""
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 
-from sluice.router.backends import MetadataSchemas, UpstreamFailure
-from sluice.router.http1 import Http1Upstream
-from tests.integration.router.conftest import MODEL, Stack
-from tests.support.procs import free_port
+from sluice.router.backends import AiohttpUpstream, MetadataSchemas, UpstreamFailure
+from sluice.router.http1 import Http1Upstream, InvalidHeader
+from tests.integration.router.conftest import MODEL, Stack, metric, wait_for
+from tests.support.procs import free_port, running, sluice_command
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 """Answers one request (its head and body); returns whether to keep the connection."""
@@ -175,3 +177,116 @@ def test_a_model_servers_metadata_is_enough_without_a_registry(stack: Stack) -> 
         assert schema.classes == tuple(card.classes)
 
     asyncio.run(run())
+
+
+def test_host_is_the_host_and_port_and_never_the_userinfo() -> None:
+    heads: list[bytes] = []
+
+    async def record(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        heads.append(request.split(b"\r\n\r\n", 1)[0])
+        return await echo(request, writer)
+
+    async def run() -> None:
+        async with server(record) as (url, _):
+            port = url.rsplit(":", 1)[1]
+            client = Http1Upstream(connections=1, connect_timeout=1.0)
+            secret = f"http://admin:s3cret@127.0.0.1:{port}/v2/models/m/infer"
+            assert (await client.request("POST", secret, b"{}", 1.0)).status == 200
+            await client.close()
+        lines = heads[0].split(b"\r\n")
+        assert lines[0] == b"POST /v2/models/m/infer HTTP/1.1"
+        assert [h for h in lines if h.lower().startswith(b"host:")] == [
+            f"Host: 127.0.0.1:{port}".encode()
+        ]
+        assert b"s3cret" not in heads[0] and b"admin" not in heads[0]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-forwarded": "1\r\nx-injected: yes"},
+        {"x-forwarded": "1\nx-injected: yes"},
+        {"x-forwarded": "1\x00"},
+        {"x-forwarded\r\nx-injected": "yes"},
+    ],
+)
+def test_a_header_with_cr_lf_or_nul_is_refused_and_nothing_is_sent(
+    headers: dict[str, str],
+) -> None:
+    async def run() -> None:
+        async with server(echo) as (url, per_connection):
+            client = Http1Upstream(connections=1, connect_timeout=1.0)
+            with pytest.raises(InvalidHeader, match="x-forwarded"):
+                await client.request("POST", url, b"{}", 1.0, headers)
+            assert (await client.request("POST", url, b"{}", 1.0)).status == 200
+            assert per_connection == [1]  # only the good request reached the server
+            await client.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", [Http1Upstream, AiohttpUpstream])
+def test_an_answer_over_the_cap_is_refused_not_held(kind: type) -> None:
+    big = b"[" + b"1," * 1000 + b"1]"
+
+    async def declared(_: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(big))
+        await writer.drain()
+        return True
+
+    async def chunked(_: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(4):
+            writer.write(b"%x\r\n%s\r\n" % (len(big), big))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async def run() -> None:
+        client = kind(connections=1, connect_timeout=1.0, max_response_bytes=1024)
+        for handler in (declared, chunked):
+            async with server(handler) as (url, _):
+                with pytest.raises(UpstreamFailure) as failed:
+                    await client.request("GET", f"{url}/x", None, 2.0)
+                assert failed.value.reason == "too_large"
+                assert "limit of 1024 bytes" in str(failed.value)
+        async with server(echo) as (url, _):  # the client still works
+            assert (await client.request("POST", url, b"{}", 2.0)).body == b"{}"
+        await client.close()
+
+    asyncio.run(run())
+
+
+def test_through_the_router_too_large_is_502_and_a_bad_forwarded_header_400(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.route()
+    port = free_port()
+    argv = [*sluice_command(), "serve", "router", "--redis-url", stack.redis_url,
+            "--registry", str(stack.registry.root), "--port", str(port)]  # fmt: skip
+    # the model's metadata (about 1.3 kB) fits; the answer to 500 rows (over 8 kB) does not
+    env = {"SLUICE_ROUTER_MAX_RESPONSE_BYTES": "4096"}
+    log = tmp_path / "router.log"
+    with running(argv, log=log, env=env, ready_url=f"http://127.0.0.1:{port}/readyz") as router:
+        url = f"{router.url}/v1/models/{MODEL}:predict"
+        rows = [stack.row(c) for c in stack.customers(500)]
+        resp = httpx.post(url, json={"instances": rows}, timeout=10)
+        assert resp.status_code == 502, resp.text
+        assert resp.json()["error"]["code"] == "bad_gateway"
+        message = resp.json()["error"]["message"]
+        assert "limit of 4096 bytes" in message and "SLUICE_ROUTER_MAX_RESPONSE_BYTES" in message
+        assert "127.0.0.1" not in message  # the upstream's address stays in our log
+        labels = {"model": MODEL, "version": "v1", "role": "primary", "reason": "too_large"}
+        assert metric(router.url, "sluice_router_upstream_errors_total", **labels) == 1
+        wait_for(lambda: "limit of 4096 bytes" in log.read_text(), what="the 502 logged")
+        assert httpx.post(url, json={"instances": rows[:1]}, timeout=10).status_code == 200
+        bad = httpx.post(
+            f"{router.url}/v2/models/{MODEL}/infer",
+            content=b"{}",
+            headers={"inference-header-content-length": "2, x"},
+            timeout=10,
+        )
+        assert bad.status_code == 400, bad.text
+        assert "inference-header-content-length" in bad.json()["error"]

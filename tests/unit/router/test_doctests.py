@@ -8,12 +8,12 @@ from types import ModuleType
 import pytest
 
 from sluice.core import routes
-from sluice.router import backends, breaker, codec, compare, enrich, ratelimit, split
+from sluice.router import backends, breaker, codec, compare, enrich, http1, ratelimit, split
 
 
 @pytest.mark.parametrize(
     "module",
-    [backends, breaker, codec, compare, enrich, ratelimit, split, routes],
+    [backends, breaker, codec, compare, enrich, http1, ratelimit, split, routes],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:
