@@ -19,7 +19,7 @@ import yaml
 from sluice.core.errors import Conflict, SluiceError
 from sluice.local import plan as plans
 from sluice.local.plan import Layout, Service
-from sluice.local.prepare import MODEL, materialise, prepare_data, train_versions
+from sluice.local.prepare import MODEL, ROWS, materialise, prepare_data, train_versions
 from sluice.local.stack import (
     STOP_SECONDS,
     choose_ports,
@@ -39,6 +39,7 @@ from sluice.local.state import (
     live_record,
     load_record,
     load_secrets,
+    read_secrets,
     save_record,
 )
 from sluice.trainer.progress import ConsoleSteps
@@ -115,6 +116,9 @@ def up(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Return once ready; `sluice down` stops it")
     ] = False,
+    rows: Annotated[
+        int, typer.Option(min=1000, help="Customers to generate and train on (first run only)")
+    ] = ROWS,
     home: Home = None,
 ) -> None:
     """Start the whole system on this machine: Redis, the feature store, two versions of the
@@ -133,7 +137,9 @@ def up(
         running = live_record(layout.home)
         if running is not None:
             raise Conflict(_already(layout, running))
-        record, popens = _start(layout, given, steps, supervisor=0 if detach else os.getpid())
+        record, popens = _start(
+            layout, given, steps, rows=rows, supervisor=0 if detach else os.getpid()
+        )
     _print_welcome(layout, record)
     if detach:
         return
@@ -150,7 +156,7 @@ def _already(layout: Layout, record: Record) -> str:
 
 
 def _start(
-    layout: Layout, given: dict[str, int], steps: ConsoleSteps, *, supervisor: int
+    layout: Layout, given: dict[str, int], steps: ConsoleSteps, *, rows: int, supervisor: int
 ) -> tuple[Record, dict[str, subprocess.Popen[bytes]]]:
     secrets = load_secrets(layout)
     prometheus = shutil.which("prometheus")
@@ -180,7 +186,7 @@ def _start(
         layout.redis_dir.mkdir(parents=True, exist_ok=True)
         with steps.step("start Redis (append-only file in the state folder)"):
             start([services[0]])
-        prepare_data(layout, sluice, steps)
+        prepare_data(layout, sluice, steps, rows)
         env = {**secrets, "SLUICE_REDIS_URL": plans.redis_url(ports[plans.REDIS], password)}
         materialise(layout, sluice, env, steps)
         train_versions(layout, steps)
@@ -209,6 +215,8 @@ def _print_welcome(layout: Layout, record: Record) -> None:
     rel = layout.stack.relative_to(here) if layout.stack.is_relative_to(here) else layout.stack
     typer.echo(f"\nSluice runs ({len(record.services)} processes, logs in {rel}/logs):\n")
     typer.echo(urls_table(record.services))
+    default = layout.home == home_folder()
+    prefix = "" if default else f"SLUICE_HOME={layout.home} "
     typer.echo(
         f"""
 Try first (a prediction by customer id: the router looks the features up):
@@ -216,10 +224,9 @@ Try first (a prediction by customer id: the router looks the features up):
   curl -s -X POST {router}/v1/models/{MODEL}:predict -H 'content-type: application/json' \\
     -d '{{"instances": [{{"customer_id": "C000042"}}]}}'
 
-then roll v2 out as a canary and watch it (it holds until traffic arrives; `sluice demo`
-sends some and tells the whole story):
+then roll v2 out as a canary (it holds until traffic arrives) and look at it:
 
-  sluice rollout apply -f {rel}/canary-v2.yaml && sluice rollout get {MODEL} --watch
+  {prefix}sluice rollout apply -f {rel}/canary-v2.yaml && {prefix}sluice rollout get {MODEL}
 """
     )
 
@@ -286,7 +293,7 @@ def status(home: Home = None) -> None:
     if record is None:
         typer.echo(f"no stack runs from {layout.home} (`sluice up` starts one)")
         raise typer.Exit(1)
-    password = load_secrets(layout)["SLUICE_REDIS_PASSWORD"]
+    password = read_secrets(layout).get("SLUICE_REDIS_PASSWORD")
     states: dict[str, str] = {}
     for run in record.services:
         reason = readiness(run, password)

@@ -52,13 +52,13 @@ def feature_views(layout: Layout) -> Path:
     return layout.features
 
 
-def prepare_data(layout: Layout, sluice: Sequence[str], steps: Steps) -> None:
-    """The churn table, generated the first time."""
+def prepare_data(layout: Layout, sluice: Sequence[str], steps: Steps, rows: int = ROWS) -> None:
+    """The churn table of ``rows`` customers, generated the first time."""
     if layout.data.exists():
         return
     log = layout.logs / "prepare.log"
-    with steps.step(f"generate {ROWS} customers"):
-        args = ["data", "generate", "--rows", str(ROWS), "--seed", str(SEED)]
+    with steps.step(f"generate {rows:,} customers"):
+        args = ["data", "generate", "--rows", str(rows), "--seed", str(SEED)]
         run_step(sluice, [*args, "--out", str(layout.data)], log, {})
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.local.plan import SECRETS, Layout
+from sluice.local.plan import ROLLOUT, SECRETS, Layout
 
 HOME_ENV = "SLUICE_HOME"
 DEFAULT_HOME = ".sluice"
@@ -42,8 +42,8 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT
 
 
-def load_secrets(layout: Layout) -> dict[str, str]:
-    """The stack's secrets, generated (and written with mode 0600) the first time."""
+def read_secrets(layout: Layout) -> dict[str, str]:
+    """The stack's secrets as ``secrets.env`` holds them (none when it does not exist)."""
     path = layout.stack / "secrets.env"
     found: dict[str, str] = {}
     if path.exists():
@@ -51,6 +51,18 @@ def load_secrets(layout: Layout) -> dict[str, str]:
             name, sep, value = line.partition("=")
             if sep and name in SECRETS and value:
                 found[name] = value
+    return found
+
+
+def load_secrets(layout: Layout) -> dict[str, str]:
+    """The stack's secrets, generated (and written with mode 0600) the first time.
+    ``SLUICE_REDIS_PASSWORD`` in the environment is the Redis password when given."""
+    path = layout.stack / "secrets.env"
+    found = read_secrets(layout)
+    given = os.environ.get("SLUICE_REDIS_PASSWORD")
+    if given and found.get("SLUICE_REDIS_PASSWORD") != given:
+        found["SLUICE_REDIS_PASSWORD"] = given
+        _write_private(path, "".join(f"{k}={v}\n" for k, v in found.items()))
     if set(found) != set(SECRETS):
         found = {name: found.get(name) or random.token_urlsafe(24) for name in SECRETS}
         _write_private(path, "".join(f"{k}={v}\n" for k, v in found.items()))
@@ -133,3 +145,12 @@ def live_record(home: Path | None = None) -> Record | None:
     """The stack running from ``home`` (see :func:`home_folder`), or None."""
     record = load_record(Layout(home_folder(home)))
     return record if record is not None and record.alive() else None
+
+
+def local_admin(home: Path | None = None) -> tuple[str, str] | None:
+    """The running stack's rollout controller URL and admin token, or None."""
+    layout = Layout(home_folder(home))
+    record = live_record(layout.home)
+    if record is None or ROLLOUT not in record.by_name():
+        return None
+    return record.url(ROLLOUT), read_secrets(layout).get("SLUICE_ADMIN_TOKEN", "")
