@@ -289,7 +289,7 @@ def down(home: Home = None) -> None:
 def status(home: Home = None) -> None:
     """What runs, where, and whether each service is ready; the log's end of any that died."""
     layout = Layout(home_folder(home))
-    record = live_record(layout.home)
+    record = load_record(layout)  # a stack whose every process died is shown, not hidden
     if record is None:
         typer.echo(f"no stack runs from {layout.home} (`sluice up` starts one)")
         raise typer.Exit(1)
@@ -303,5 +303,7 @@ def status(home: Home = None) -> None:
     dead = [run for run in record.services if states[run.name] == "DEAD"]
     for run in dead:
         typer.echo(f"\n{run.name} is not running; the end of {run.log}:\n{log_tail(run.log)}")
+    if not record.alive():
+        typer.echo("\nevery process of this stack is gone: `sluice up` starts it again")
     if any(state != "ready" for state in states.values()):
         raise typer.Exit(1)
