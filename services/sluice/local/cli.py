@@ -216,7 +216,7 @@ def _print_welcome(layout: Layout, record: Record) -> None:
     typer.echo(f"\nSluice runs ({len(record.services)} processes, logs in {rel}/logs):\n")
     typer.echo(urls_table(record.services))
     default = layout.home == home_folder()
-    prefix = "" if default else f"SLUICE_HOME={layout.home} "
+    prefix = ("" if default else f"SLUICE_HOME={layout.home} ") + _sluice_to_type(here)
     typer.echo(
         f"""
 Try first (a prediction by customer id: the router looks the features up):
@@ -226,9 +226,22 @@ Try first (a prediction by customer id: the router looks the features up):
 
 then roll v2 out as a canary (it holds until traffic arrives) and look at it:
 
-  {prefix}sluice rollout apply -f {rel}/canary-v2.yaml && {prefix}sluice rollout get {MODEL}
+  {prefix} rollout apply -f {rel}/canary-v2.yaml && {prefix} rollout get {MODEL}
 """
     )
+
+
+def _sluice_to_type(here: Path) -> str:
+    """How to run this ``sluice`` from ``here`` in a shell that need not have .venv/bin on
+    PATH (``./scripts/up`` puts it there only for itself): ``.venv/bin/sluice``."""
+    command = sluice_command()
+    if len(command) > 1:
+        return " ".join(command)
+    exe = Path(command[0])
+    if exe.is_relative_to(here):
+        return str(exe.relative_to(here))
+    found = shutil.which("sluice")
+    return "sluice" if found and Path(found).resolve() == exe.resolve() else str(exe)
 
 
 def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:

@@ -126,14 +126,16 @@ def test_up_detached_status_predict_refuse_a_second_down(home: Path) -> None:
     assert (home / "stack" / "stack.json").read_bytes() == before
     assert all(pid_alive(p) for p in pids)
 
-    # the printed rollout command reaches this stack's controller with its admin token
+    # the printed rollout command works as printed, from a shell with no SLUICE_* set
+    line = up.stdout.split("and look at it:", 1)[1].strip().splitlines()[0]
+    assert "rollout apply -f " in line
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    listed = subprocess.run(
-        [*sluice_argv(), "rollout", "list"], capture_output=True, text=True, timeout=60,
-        env={**env, "SLUICE_HOME": str(home)},
+    shell = subprocess.run(
+        ["bash", "-c", line], capture_output=True, text=True, timeout=120, env=env
     )  # fmt: skip
-    assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.startswith("NAME")
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert "modelrollout/churn applied" in shell.stdout
+    assert re.search(r"^Model:\s+churn\s+stable v1 -> candidate v2", shell.stdout, re.M)
 
     # a service that dies is reported with the end of its log
     victim = services["model-server-v2"]
