@@ -41,6 +41,7 @@ from sluice.local.state import (
     load_secrets,
     read_secrets,
     save_record,
+    start_time,
 )
 from sluice.trainer.progress import ConsoleSteps
 
@@ -170,7 +171,7 @@ def _start(
     )  # fmt: skip
     for log in layout.logs.glob("*.log") if layout.logs.exists() else []:
         log.unlink()
-    record = Record(supervisor, [])
+    record = Record(supervisor, [], start_time(supervisor) if supervisor else None)
     popens: dict[str, subprocess.Popen[bytes]] = {}
     password = secrets["SLUICE_REDIS_PASSWORD"]
 
@@ -252,6 +253,7 @@ def _supervise(layout: Layout, record: Record, popens: dict[str, subprocess.Pope
     """Until Ctrl-C or SIGTERM (``sluice down``): report any service that dies, with the
     end of its log; then stop every service."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)  # the terminal closed
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     typer.echo("Ctrl-C (or `sluice down` in another shell) stops everything.")
     reported: set[int] = set()

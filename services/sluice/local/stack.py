@@ -20,7 +20,15 @@ import httpx
 
 from sluice.core.errors import Conflict, SluiceError, Unavailable
 from sluice.local.plan import Layout, Service
-from sluice.local.state import Record, Running, pid_alive, record_path, save_record
+from sluice.local.state import (
+    Record,
+    Running,
+    pid_alive,
+    record_path,
+    reused,
+    save_record,
+    start_time,
+)
 
 STOP_SECONDS = 15.0
 
@@ -112,7 +120,7 @@ def launch(service: Service, layout: Layout) -> tuple[subprocess.Popen[bytes], R
         )
     running = Running(
         service.name, popen.pid, service.port, service.url, str(log), list(service.argv),
-        dict(service.env), service.ready_path,
+        dict(service.env), service.ready_path, start_time(popen.pid),
     )  # fmt: skip
     return popen, running
 
@@ -163,7 +171,11 @@ def wait_ready(running: Running, *, password: str | None, timeout: float = 120) 
 
 def stop_services(services: Sequence[Running], timeout: float = STOP_SECONDS) -> list[str]:
     """Stop every service, newest first: SIGTERM to its process group, then SIGKILL to what
-    is left after ``timeout``. Returns the names that needed SIGKILL."""
+    is left after ``timeout``. Returns the names that needed SIGKILL.
+
+    A group whose leader's pid now names another process is not ours: while any member of
+    our group lived, its id could not have been reused."""
+    services = [s for s in services if not reused(s.pid, s.started)]
     for service in reversed(services):
         _signal_group(service.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -208,7 +220,9 @@ def _pgid_of(pid: int) -> int | None:
 
 def stop_record(layout: Layout, record: Record) -> list[str]:
     """``sluice down``: stop the supervisor (it stops nothing twice) and every service."""
-    other = record.supervisor if record.supervisor not in (0, os.getpid()) else None
+    other = record.supervisor if record.supervisor != os.getpid() else None
+    if other is not None and not record.supervisor_alive():
+        other = None
     if other is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(other, signal.SIGTERM)

@@ -4,14 +4,16 @@
 ``secrets.env``    the stack's tokens and Redis password, ``NAME=value`` lines, mode 0600;
                    generated on the first ``sluice up`` and kept (Redis's AOF outlives a run)
 ``stack.json``     the running stack (mode 0600): the supervisor's pid and, per service, its
-                   pid (= its process group), port, URL, log, command line and environment
+                   pid (= its process group), port, URL, log, command line, environment
+                   and start time (a pid reused by another process is told apart)
 ``logs/<name>.log`` each service's output
 ``redis/``         Redis's append-only file
 ``lock``           held while ``sluice up`` starts the stack: two at once cannot both start
 =================  ==========================================================================
 
-``stack.json`` is written once every service is started and removed by ``sluice down``; a
-record whose processes are all gone is stale and ignored.
+``stack.json`` is written as each service starts (``sluice down`` finds even a half-started
+stack) and removed by ``sluice down``; a record whose processes are all gone is stale:
+``sluice up`` starts anew over it, ``sluice status`` shows it as dead.
 """
 
 from __future__ import annotations
@@ -81,9 +83,12 @@ class Running:
     argv: list[str]
     env: dict[str, str]
     ready_path: str | None
+    started: int | None = None
+    """The process's start time (:func:`start_time`): a pid reused since, by another
+    process (after a reboot, say), is not this service."""
 
     def alive(self) -> bool:
-        return pid_alive(self.pid)
+        return pid_alive(self.pid) and not reused(self.pid, self.started)
 
 
 @dataclass
@@ -92,6 +97,7 @@ class Record:
 
     supervisor: int
     services: list[Running]
+    supervisor_started: int | None = None
 
     def by_name(self) -> dict[str, Running]:
         return {s.name: s for s in self.services}
@@ -100,8 +106,14 @@ class Record:
         return self.by_name()[name].url
 
     def alive(self) -> bool:
-        return (self.supervisor > 0 and pid_alive(self.supervisor)) or any(
-            s.alive() for s in self.services
+        return self.supervisor_alive() or any(s.alive() for s in self.services)
+
+    def supervisor_alive(self) -> bool:
+        """The foreground ``sluice up`` that started the stack still runs (0: detached)."""
+        return (
+            self.supervisor > 0
+            and pid_alive(self.supervisor)
+            and not reused(self.supervisor, self.supervisor_started)
         )
 
 
@@ -120,6 +132,22 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat`` field 22);
+    None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[-1].split()[19])
+
+
+def reused(pid: int, started: int | None) -> bool:
+    """True when ``pid`` now names a process other than the one that ``started`` then."""
+    now = start_time(pid)
+    return started is not None and now is not None and now != started
+
+
 def record_path(layout: Layout) -> Path:
     return layout.stack / "stack.json"
 
@@ -127,6 +155,7 @@ def record_path(layout: Layout) -> Path:
 def save_record(layout: Layout, record: Record) -> None:
     doc: dict[str, Any] = {
         "supervisor": record.supervisor,
+        "supervisor_started": record.supervisor_started,
         "services": [vars(s) for s in record.services],
     }
     _write_private(record_path(layout), json.dumps(doc, indent=2))
@@ -136,7 +165,8 @@ def load_record(layout: Layout) -> Record | None:
     """The recorded stack, or None when there is none (or it cannot be read)."""
     try:
         doc = json.loads(record_path(layout).read_text())
-        return Record(doc["supervisor"], [Running(**s) for s in doc["services"]])
+        services = [Running(**s) for s in doc["services"]]
+        return Record(doc["supervisor"], services, doc.get("supervisor_started"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

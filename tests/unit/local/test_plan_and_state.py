@@ -111,3 +111,26 @@ def test_the_cli_refuses_bad_input_with_a_message(tmp_path: Path) -> None:
     status = runner.invoke(app, ["status", "--home", str(tmp_path)])
     assert status.exit_code == 1
     assert "no stack runs" in status.output
+
+
+def test_a_pid_reused_by_another_process_is_neither_alive_nor_stopped() -> None:
+    import subprocess
+
+    from sluice.local.stack import stop_services
+    from sluice.local.state import start_time
+
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        started = start_time(other.pid)
+        assert started is not None
+        ours = Running("router", other.pid, 1, "http://x", "log", ["x"], {}, "/readyz", started)
+        assert ours.alive()
+        then = Running("router", other.pid, 1, "http://x", "log", ["x"], {}, None, started - 1)
+        assert not then.alive()  # the record is of an older process with this pid
+        assert stop_services([then], timeout=1) == []
+        assert other.poll() is None  # not signalled
+        assert Record(other.pid, [], started - 1).alive() is False
+        assert Record(other.pid, [], started).alive() is True
+    finally:
+        other.kill()
+        other.wait()
