@@ -134,17 +134,30 @@ def up(
     if running is not None:
         raise Conflict(_already(layout, running))
     steps = ConsoleSteps()
+    _stop_on_signals()
     with start_lock(layout):
         running = live_record(layout.home)
         if running is not None:
             raise Conflict(_already(layout, running))
-        record, popens = _start(
-            layout, given, steps, rows=rows, supervisor=0 if detach else os.getpid()
-        )
+        try:  # `sluice down` meanwhile signals this process: it stops what has started
+            record, popens = _start(layout, given, steps, rows=rows, supervisor=os.getpid())
+        except (KeyboardInterrupt, Stopping):
+            typer.echo("\ninterrupted: stopped what had started", err=True)
+            raise typer.Exit(130) from None
     _print_welcome(layout, record)
     if detach:
+        record.supervisor, record.supervisor_started = 0, None
+        save_record(layout, record)
         return
     _supervise(layout, record, popens)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (``sluice down``) and SIGHUP (the terminal closed) stop the stack as Ctrl-C
+    does, even while it starts."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
 
 
 def _already(layout: Layout, record: Record) -> str:
@@ -252,9 +265,6 @@ def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
 def _supervise(layout: Layout, record: Record, popens: dict[str, subprocess.Popen[bytes]]) -> None:
     """Until Ctrl-C or SIGTERM (``sluice down``): report any service that dies, with the
     end of its log; then stop every service."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGHUP, _on_sigterm)  # the terminal closed
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     typer.echo("Ctrl-C (or `sluice down` in another shell) stops everything.")
     reported: set[int] = set()
     try:
