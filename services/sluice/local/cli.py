@@ -218,6 +218,7 @@ def _start(
         rollouts = layout.stack / "canary-v2.yaml"
         rollouts.write_text(yaml.safe_dump(canary_example("v2"), sort_keys=False))
     except BaseException:
+        _ignore_signals()
         stop_record(layout, record)
         raise
     return record, popens
@@ -258,6 +259,12 @@ def _sluice_to_type(here: Path) -> str:
     return "sluice" if found and Path(found).resolve() == exe.resolve() else str(exe)
 
 
+def _ignore_signals() -> None:
+    """While stopping: a second Ctrl-C must not cut it short and leave processes behind."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
     raise Stopping
 
@@ -288,6 +295,7 @@ def _supervise(layout: Layout, record: Record, popens: dict[str, subprocess.Pope
     except (KeyboardInterrupt, Stopping):
         pass
     finally:
+        _ignore_signals()
         typer.echo("stopping ...", err=True)
         stop_services(record.services)
         for popen in popens.values():

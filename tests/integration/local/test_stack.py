@@ -217,3 +217,28 @@ def test_down_from_another_shell_stops_a_foreground_stack(home: Path, tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_down_while_up_trains_stops_what_had_started(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = tmp_path / "up.out"
+    proc = _foreground(home, out)
+    try:
+        deadline = time.monotonic() + 600
+        while "training churn" not in out.read_text(errors="replace"):
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        started = record(home)
+        assert set(started) == {"redis"}
+        pids = {int(str(s["pid"])) for s in started.values()}
+        down = run(home, "down")
+        assert down.returncode == 0, down.stderr
+        assert proc.wait(timeout=120) == 130, out.read_text()
+        assert "interrupted: stopped what had started" in out.read_text()
+        assert_all_gone(pids | {proc.pid})
+        assert not (home / "stack" / "stack.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
