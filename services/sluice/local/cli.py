@@ -195,6 +195,8 @@ def _start(
             save_record(layout, record)  # `sluice down` finds even a half-started stack
         for run in record.services[-len(group) :]:
             wait_ready(run, password=password)
+            if len(group) > 1:
+                steps.note(f"  ready  {run.name:<19} {run.url}")
 
     try:
         layout.redis_dir.mkdir(parents=True, exist_ok=True)
