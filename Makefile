@@ -1,8 +1,11 @@
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt typecheck lock bench manifests dashboards
+.PHONY: help up demo test lint fmt typecheck lock bench manifests dashboards
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+up: ## The whole system on this machine (same as ./scripts/up)
+	./scripts/up
 
 demo: ## Train a churn model and serve it (same as ./scripts/demo)
 	./scripts/demo

@@ -11,6 +11,7 @@ from sluice.core.errors import SluiceError
 from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
 from sluice.feature_store.cli import serve as serve_feature_store
+from sluice.local.cli import down, status, up
 from sluice.model_server.cli import score
 from sluice.model_server.cli import serve as serve_model_server
 from sluice.rollout.cli import rollout_app
@@ -28,6 +29,9 @@ app = typer.Typer(
     add_completion=False,
 )
 serve = typer.Typer(help="Run one Sluice service in the foreground.", no_args_is_help=True)
+app.command("up")(up)
+app.command("down")(down)
+app.command("status")(status)
 app.add_typer(serve, name="serve")
 app.add_typer(features_app, name="features")
 serve.command("feature-store")(serve_feature_store)

@@ -68,7 +68,7 @@ def serve(
 
 def call(method: str, url: str, path: str, body: Any = None) -> Any:
     """One admin API call; its error becomes a SluiceError with the server's message."""
-    token = os.environ.get("SLUICE_ADMIN_TOKEN", "")
+    url, token = target(url)
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(
@@ -81,6 +81,21 @@ def call(method: str, url: str, path: str, body: Any = None) -> Any:
         message = (doc.get("error") or {}).get("message") if isinstance(doc, dict) else None
         raise SluiceError(f"{response.status_code}: {message or response.text}")
     return doc
+
+
+def target(url: str) -> tuple[str, str]:
+    """The controller's URL and the admin token: as given (option or env), else those of
+    the stack ``sluice up`` runs from ``$SLUICE_HOME`` (``./.sluice``), if one runs."""
+    token = os.environ.get("SLUICE_ADMIN_TOKEN", "")
+    default = url == DEFAULT_URL and "SLUICE_ROLLOUT_URL" not in os.environ
+    if default or not token:
+        from sluice.local.state import local_admin
+
+        local = local_admin()
+        if local is not None:
+            url = local[0] if default else url
+            token = token or local[1]
+    return url, token
 
 
 def table(rollouts: list[dict[str, Any]]) -> str:
