@@ -112,9 +112,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "There was an error parsing the body" says not why: not UTF-8, too deep
+            message = f"{message}: {exc.__cause__}"
         return json_response(
             exc.status_code,
-            {"error": {"code": code, "message": str(exc.detail)}},
+            {"error": {"code": code, "message": message}},
             headers=dict(exc.headers) if exc.headers else None,
         )
 

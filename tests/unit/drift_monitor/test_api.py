@@ -131,6 +131,20 @@ def test_bad_feedback_is_refused_with_a_reason(client: AppClient, body: dict, st
     assert response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"model": "\xff"}', "can't decode byte 0xff"),
+        (b"[" * 100_000 + b"]" * 100_000, "recursion"),
+    ],
+)
+def test_an_unparseable_body_is_400_saying_why(client: AppClient, body: bytes, reason: str) -> None:
+    headers = {"content-type": "application/json"}
+    response = client.post("/v1/feedback", content=body, headers=headers)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]["message"]
+
+
 def test_metrics_and_health(client: AppClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
