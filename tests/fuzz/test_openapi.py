@@ -23,7 +23,9 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from tests.fuzz.conftest import MODEL, VERSION, Call, Service
 
 EXAMPLES = 40
-"""Generated requests per operation (most operations have fewer distinct ones)."""
+"""Generated requests per operation and mode (most operations have fewer distinct ones)."""
+SLOW_EXAMPLES = 10
+"""For :explain, where one valid request is a KernelSHAP run (a second or more)."""
 PINNED = {"model": [MODEL], "version": [VERSION], "name": [MODEL]}
 
 
@@ -38,8 +40,42 @@ def pinned(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def with_model_inputs(doc: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``doc`` whose V2 and V1 request bodies name exactly the model's inputs.
+
+    With any names a schema-valid body is refused for its first unknown input; with the
+    model's names the generated shapes, datatypes and values reach the decoding and the
+    model. Datatypes, shapes and values stay free: those are what gets fuzzed.
+    """
+    schemas = doc.get("components", {}).get("schemas", {})
+    if "request_input" not in schemas:
+        return doc
+    request_input = schemas["request_input"]
+    items = []
+    for spec in inputs:
+        item = copy.deepcopy(request_input)
+        item["properties"]["name"] = {"const": spec["name"]}
+        items.append(item)
+    count = len(items)
+    schemas["inference_request"]["properties"]["inputs"] = {
+        "type": "array", "prefixItems": items, "minItems": count, "maxItems": count,
+    }  # fmt: skip
+    json_type = {"BYTES": "string", "BOOL": "boolean", "FP16": "number", "FP32": "number"}
+    json_type["FP64"] = "number"  # the rest are integers
+    features = {i["name"]: {"type": json_type.get(i["datatype"], "integer")} for i in inputs}
+    instances = schemas["v1_predict_request"]["properties"]["instances"]
+    instances["items"] = {
+        "type": "object", "required": list(features), "properties": features,
+        "additionalProperties": False,
+    }  # fmt: skip
+    return doc
+
+
 def load(service: Service) -> Any:
     doc = httpx.get(f"{service.url}/openapi.json", timeout=10).json()
+    metadata = httpx.get(f"{service.url}/v2/models/{MODEL}", timeout=10)
+    if metadata.status_code == 200:  # the model server and the router
+        doc = with_model_inputs(doc, metadata.json()["inputs"])
     config = schemathesis.Config()
     config.projects.default.update(
         base_url=service.url, headers={"Authorization": f"Bearer {service.token}"}
@@ -68,7 +104,9 @@ MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 def fuzz(operation: Any, mode: GenerationMode) -> str | None:
     """Run one operation's generated requests; the first failure, described, or None."""
 
-    @FUZZ
+    examples = SLOW_EXAMPLES if operation.path.endswith(":explain") else EXAMPLES
+
+    @settings(FUZZ, max_examples=examples)
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         case.call_and_validate(checks=CHECKS, timeout=30)

@@ -90,6 +90,9 @@ TENSOR_DATA = {
     "items": {},
 }
 SHAPE = {"type": "array", "items": {"type": "integer"}}
+"""Metadata shapes: -1 is a dimension of any size."""
+REQUEST_SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+"""A request's (and a response's) tensor has every dimension known."""
 
 ERROR = {
     "type": "object",
@@ -166,7 +169,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string"},
-            "shape": SHAPE,
+            "shape": REQUEST_SHAPE,
             "datatype": {"type": "string", "enum": DATATYPES},
             "parameters": ref("parameters"),
             "data": ref("tensor_data"),
@@ -192,7 +195,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "shape", "datatype"],
         "properties": {
             "name": {"type": "string"},
-            "shape": SHAPE,
+            "shape": REQUEST_SHAPE,
             "datatype": {"type": "string"},
             "parameters": ref("parameters"),
             "data": ref("tensor_data"),

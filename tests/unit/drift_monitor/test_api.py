@@ -145,6 +145,22 @@ def test_feedback_that_is_not_json_is_400_malformed_json(client: AppClient, cont
     assert "not valid JSON" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b'{"model": "\xff"}', 400, "not valid UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),  # nested too deep
+    ],
+)
+def test_an_unparseable_body_is_4xx_saying_why(
+    client: AppClient, body: bytes, status: int, reason: str
+) -> None:
+    headers = {"content-type": "application/json"}
+    response = client.post("/v1/feedback", content=body, headers=headers)
+    assert response.status_code == status
+    assert reason in response.json()["error"]["message"]
+
+
 def test_metrics_and_health(client: AppClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
