@@ -1,0 +1,225 @@
+"""``sluice rollout get NAME --watch``: one rollout, live, until it is promoted or aborted.
+
+The view (:func:`view`) is built from what the controller's admin API returns: the
+resource with its status, and its newest events. :func:`watch` asks for it every
+``interval`` seconds through a ``fetch`` callable (the CLI passes one that calls the admin
+API) and shows it:
+
+- on a terminal, in place (rich's ``Live``), with a footer saying when it was refreshed;
+- anywhere else (a pipe, a CI log), as a new block only when the block changed, so a log
+  holds one block per change, not one per tick.
+
+It returns a one-line verdict when the rollout reaches a final phase (``Promoted`` or
+``Aborted``; ``Degraded`` is not final: the controller leaves it by itself once the
+route is usable again). A controller that cannot be reached (or answers 5xx) is shown as
+``controller unreachable since HH:MM:SS`` and asked again at every interval; any other
+error (unknown name, wrong token) ends the watch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from sluice.core.errors import Unavailable
+
+FINAL = ("Promoted", "Aborted")
+"""Phases a rollout leaves only when a person asks (retry, or a new candidate)."""
+EVENTS_SHOWN = 5
+PHASE_MARK = {
+    "Pending": ("…", "dim"), "Progressing": ("◌", "cyan"), "Paused": ("॥", "yellow"),
+    "Inconclusive": ("?", "yellow"), "Promoted": ("✔", "green"), "Aborted": ("✖", "red"),
+    "Degraded": ("⚠", "red"),
+}  # fmt: skip
+VERDICT_MARK = {"pass": ("✔", "green"), "fail": ("✖", "red"), "inconclusive": ("?", "yellow")}
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One look at the rollout: its resource, and its events newest first (None when the
+    controller keeps none, as in a cluster: the status' history is shown instead)."""
+
+    doc: dict[str, Any]
+    events: list[dict[str, Any]] | None
+
+
+def final(doc: dict[str, Any]) -> bool:
+    """Whether the rollout has finished: a final phase the controller reached for the
+    spec as it is now (a stale ``Promoted`` from the previous candidate does not count).
+
+    >>> final({"metadata": {"generation": 2}, "status": {"phase": "Promoted",
+    ...        "observedGeneration": 1}})
+    False
+    """
+    st = doc.get("status") or {}
+    generation = (doc.get("metadata") or {}).get("generation", 1)
+    return st.get("phase") in FINAL and st.get("observedGeneration", 0) >= generation
+
+
+def verdict(doc: dict[str, Any]) -> str:
+    """The one line printed when the watch ends."""
+    st = doc.get("status") or {}
+    mark, _ = PHASE_MARK.get(st.get("phase", ""), ("", ""))
+    return f"{mark} {doc['metadata']['name']} {st.get('phase')}: {st.get('message', '')}"
+
+
+def step_text(spec: dict[str, Any], st: dict[str, Any]) -> str:
+    """What the current step is, as the spec wrote it.
+
+    >>> spec = {"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}}
+    >>> step_text(spec, {"stage": "canary", "step": 1})
+    '2/2 pause until promoted'
+    """
+    steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+    index = st.get("step", 0)
+    if st.get("stage") != "canary" or not steps:
+        return st.get("stage") or "-"
+    if index >= len(steps):
+        return f"{len(steps)}/{len(steps)} done"
+    step = steps[index]
+    if "setWeight" in step:
+        what = f"setWeight {step['setWeight']}"
+    elif "setMirror" in step:
+        what = f"setMirror {step['setMirror']}"
+    elif "pause" in step:
+        duration = (step["pause"] or {}).get("duration")
+        what = f"pause {duration:g}s" if duration is not None else "pause until promoted"
+    else:
+        checks = (step.get("analysis") or {}).get("checks", 1)
+        what = "analysis (until a check passes)" if checks == 1 else (
+            f"analysis (until {checks} checks in a row pass)")  # fmt: skip
+    return f"{index + 1}/{len(steps)} {what}"
+
+
+def _clock(at: float) -> str:
+    return dt.datetime.fromtimestamp(at).strftime("%H:%M:%S")
+
+
+def _value(value: float | None) -> str:
+    return "none" if value is None else f"{value:.6g}"
+
+
+def view(snap: Snapshot | None, unreachable: str | None = None) -> RenderableType:
+    """The rollout as a terminal shows it; ``unreachable`` adds that line at the bottom."""
+    parts: list[RenderableType] = []
+    if snap is not None:
+        doc = snap.doc
+        spec, st = doc["spec"], doc.get("status") or {}
+        phase = st.get("phase", "Pending")
+        mark, colour = PHASE_MARK.get(phase, ("", ""))
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_row("Name:", f"{doc['metadata']['name']}  (model {spec['model']})")
+        head.add_row("Versions:", f"stable {spec['stable']} -> candidate {spec['candidate']}")
+        stage = f"  ({st['stage']})" if st.get("stage") else ""
+        head.add_row("Phase:", Text(f"{mark} {phase}{stage}", style=colour))
+        head.add_row("Step:", step_text(spec, st))
+        head.add_row("Weight:", f"{st.get('weight', 0)}%  mirror {st.get('mirror', 0)}%")
+        head.add_row("Message:", st.get("message") or "")
+        head.add_row(
+            "Checks:",
+            f"{st.get('checks', 0)} (failed {st.get('failures', 0)}, inconclusive in a row "
+            f"{st.get('inconclusives', 0)}, passed in a row {st.get('passes', 0)})",
+        )
+        parts.append(head)
+        if st.get("metrics"):
+            parts.append(_metrics(st["metrics"]))
+        parts.append(_events(snap, st))
+    if unreachable:
+        parts.append(Text(unreachable, style="bold red"))
+    return Group(*parts)
+
+
+def _metrics(metrics: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, padding=(0, 2, 0, 0), title="Analysis", title_justify="left")
+    for column in ("METRIC", "VALUE", "CONDITION", "VERDICT", "SAMPLES", "MESSAGE"):
+        table.add_column(column, justify="right" if column in ("VALUE", "SAMPLES") else "left")
+    for m in metrics:
+        value = _value(m.get("value"))
+        if m.get("stableValue") is not None:
+            value += f" (stable {_value(m['stableValue'])})"
+        mark, colour = VERDICT_MARK.get(m.get("verdict", ""), ("", ""))
+        table.add_row(
+            m["name"], value, m.get("condition", ""),
+            Text(f"{mark} {m.get('verdict', '')}", style=colour), str(m.get("samples", 0)),
+            m.get("message", ""),
+        )  # fmt: skip
+    return table
+
+
+def _events(snap: Snapshot, st: dict[str, Any]) -> Table:
+    table = Table(box=None, padding=(0, 2, 0, 0), title="Events", title_justify="left")
+    for column in ("AT", "TYPE", "REASON", "MESSAGE"):
+        table.add_column(column)
+    if snap.events is not None:
+        rows = [(e.get("at", 0.0), e.get("type", ""), e.get("reason", ""), e.get("message", ""))
+                for e in snap.events[:EVENTS_SHOWN]]  # fmt: skip
+    else:  # no events kept here: the transitions, newest first
+        rows = [(t.get("at", 0.0), t.get("phase", ""), t.get("reason", ""), t.get("message", ""))
+                for t in reversed((st.get("history") or [])[-EVENTS_SHOWN:])]  # fmt: skip
+    for at, kind, reason, message in rows:
+        table.add_row(_clock(at), Text(kind, style="red" if kind == "Warning" else ""), reason,
+                      message)  # fmt: skip
+    return table
+
+
+def watch(
+    fetch: Callable[[], Snapshot],
+    console: Console,
+    interval: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """Show the rollout until it finishes; returns the verdict line (not printed)."""
+    if console.is_terminal:
+        with Live(console=console, auto_refresh=False, redirect_stdout=False) as live:
+            return _loop(fetch, interval, sleep, clock, lambda r, foot: live.update(
+                Group(r, Text(foot, style="dim")) if foot else r, refresh=True))  # fmt: skip
+    last: list[str] = [""]
+
+    def show(renderable: RenderableType, _: str) -> None:
+        with console.capture() as capture:
+            console.print(renderable)
+        block = "\n".join(line.rstrip() for line in capture.get().splitlines())
+        if block != last[0]:  # a new block only when something a reader sees changed
+            console.out(block + "\n", highlight=False)
+            last[0] = block
+
+    return _loop(fetch, interval, sleep, clock, show)
+
+
+def _loop(
+    fetch: Callable[[], Snapshot],
+    interval: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    show: Callable[[RenderableType, str], None],
+) -> str:
+    snap: Snapshot | None = None
+    down_since: float | None = None
+    while True:
+        problem = None
+        try:
+            snap = fetch()
+            down_since = None
+        except Unavailable as exc:
+            down_since = down_since if down_since is not None else clock()
+            problem = (
+                f"controller unreachable since {_clock(down_since)}, retrying every "
+                f"{interval:g}s: {exc.message}"
+            )
+        foot = f"refreshed {_clock(clock())}, every {interval:g}s; Ctrl-C to stop"
+        show(view(snap, problem), foot)
+        if snap is not None and problem is None and final(snap.doc):
+            return verdict(snap.doc)
+        sleep(interval)
