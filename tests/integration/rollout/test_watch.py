@@ -3,11 +3,16 @@ the watcher itself a real ``sluice`` process: what its user sees, and how it end
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,3 +198,48 @@ def test_an_unreachable_controller_is_shown_and_the_watch_goes_on(
             assert watch.popen.wait(60) == 0, watch.output()
     printed = blocks(watch.output())
     assert "unreachable" not in printed[-1] and "Promoted" in printed[-1], printed[-1]
+
+
+def test_on_a_terminal_the_view_is_drawn_in_place_and_ends_with_the_verdict(
+    controller: Controller,
+) -> None:
+    controller.apply(rollout([{"setWeight": 30}, {"pause": {}}]))
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+    argv = [*sluice_command(), "rollout", "get", "churn", "--watch", "--interval", "0.2"]
+    env = {**controller.env, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    watcher = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env,
+                               start_new_session=True)  # fmt: skip
+    os.close(child)
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the watcher closed its terminal
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while b"pause until promoted" not in seen:
+            assert watcher.poll() is None and time.monotonic() < deadline, bytes(seen)
+            time.sleep(0.05)
+        assert controller.sluice("rollout", "promote", "churn").returncode == 0
+        assert watcher.wait(60) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+        reader.join(10)
+        os.close(main)
+    text = seen.decode(errors="replace")
+    assert "\x1b[" in text and "refreshed" in text and "Ctrl-C to stop" in text
+    assert "Weight:" in text and "30%" in text
+    assert "churn Promoted: v2 promoted" in text.splitlines()[-1], text[-2000:]
