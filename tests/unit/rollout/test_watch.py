@@ -115,3 +115,15 @@ def test_a_terminal_shows_the_view_in_place_with_its_footer() -> None:
     assert "refreshed" in text and "every 0.5s; Ctrl-C to stop" in text
     assert "\x1b[" in text  # drawn in place with cursor moves and colour
     assert "Promoted" in text and line.startswith("✔ churn Promoted")
+
+
+def test_without_events_as_in_a_cluster_the_transitions_are_shown_newest_first() -> None:
+    console, out = log_console()
+    history = [{"at": 0.0, "phase": "Progressing", "step": 0, "reason": "RolloutStarted",
+                "message": "rolling out v2"},
+               {"at": 0.0, "phase": "Aborted", "step": 1, "reason": "AbortedByUser",
+                "message": "aborted by a person"}]  # fmt: skip
+    watch(lambda: Snapshot(doc("Aborted", history=history), None), console, 1.0,
+          sleep=lambda _: None)  # fmt: skip
+    text = out.getvalue()
+    assert text.index("AbortedByUser") < text.index("RolloutStarted")
