@@ -24,6 +24,8 @@ ControllerUrl = Annotated[
     ),
 ]
 DEFAULT_URL = "http://127.0.0.1:8095"
+LOG_WIDTH = 160
+"""Columns of ``--watch`` when its output is not a terminal and COLUMNS is not set."""
 
 
 def serve(
@@ -221,8 +223,11 @@ def _watch(name: str, controller_url: str, interval: float) -> None:
                 keeps_events[0] = False
         return Snapshot(doc, events)
 
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=LOG_WIDTH)  # a log: wrap less than at 80
     try:
-        line = watch(fetch, Console(highlight=False), interval)
+        line = watch(fetch, console, interval)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     typer.echo(line)
