@@ -6,8 +6,9 @@ resource with its status, and its newest events. :func:`watch` asks for it every
 API) and shows it:
 
 - on a terminal, in place (rich's ``Live``), with a footer saying when it was refreshed;
-- anywhere else (a pipe, a CI log), as a new block only when the block changed, so a log
-  holds one block per change, not one per tick.
+- anywhere else (a pipe, a CI log), as a new block only when the phase, the step, the
+  weight, the message, a verdict or the newest event changed (:func:`signature`), so a
+  log holds one block per change, not one per look or per check.
 
 It returns a one-line verdict when the rollout reaches a final phase (``Promoted`` or
 ``Aborted``; ``Degraded`` is not final: the controller leaves it by itself once the
@@ -172,6 +173,29 @@ def _events(snap: Snapshot, st: dict[str, Any]) -> Table:
     return table
 
 
+def signature(snap: Snapshot | None, unreachable: str | None) -> tuple[Any, ...]:
+    """What has to change for a log to get a new block: phase, stage, step, weight,
+    mirror, message, each metric's verdict, the newest event, reachability. Figures that
+    move at every check (values, samples, counters) are shown in each block but do not make
+    one: a rollout that waits for a person would print a block per check.
+
+    >>> a = Snapshot({"status": {"phase": "Paused", "checks": 3}}, [])
+    >>> b = Snapshot({"status": {"phase": "Paused", "checks": 4}}, [])
+    >>> signature(a, None) == signature(b, None), signature(a, None) == signature(a, "down")
+    (True, False)
+    """
+    if snap is None:
+        return (unreachable,)
+    st = snap.doc.get("status") or {}
+    newest = snap.events[0] if snap.events else (st.get("history") or [{}])[-1]
+    return (
+        *(st.get(k) for k in ("phase", "stage", "step", "weight", "mirror", "message")),
+        tuple((m.get("name"), m.get("verdict")) for m in st.get("metrics") or []),
+        (newest.get("at"), newest.get("reason")),
+        unreachable,
+    )
+
+
 def watch(
     fetch: Callable[[], Snapshot],
     console: Console,
@@ -183,17 +207,21 @@ def watch(
     """Show the rollout until it finishes; returns the verdict line (not printed)."""
     if console.is_terminal:
         with Live(console=console, auto_refresh=False, redirect_stdout=False) as live:
-            return _loop(fetch, interval, sleep, clock, lambda r, foot: live.update(
-                Group(r, Text(foot, style="dim")) if foot else r, refresh=True))  # fmt: skip
-    last: list[str] = [""]
 
-    def show(renderable: RenderableType, _: str) -> None:
-        with console.capture() as capture:
-            console.print(renderable)
-        block = "\n".join(line.rstrip() for line in capture.get().splitlines())
-        if block != last[0]:  # a new block only when something a reader sees changed
+            def redraw(snap: Snapshot | None, problem: str | None, foot: str) -> None:
+                live.update(Group(view(snap, problem), Text(foot, style="dim")), refresh=True)
+
+            return _loop(fetch, interval, sleep, clock, redraw)
+    last: list[tuple[Any, ...]] = []
+
+    def show(snap: Snapshot | None, problem: str | None, _: str) -> None:
+        key = signature(snap, problem)
+        if [key] != last:  # a new block only when something a reader follows changed
+            with console.capture() as capture:
+                console.print(view(snap, problem))
+            block = "\n".join(line.rstrip() for line in capture.get().splitlines())
             console.out(block + "\n", highlight=False)
-            last[0] = block
+            last[:] = [key]
 
     return _loop(fetch, interval, sleep, clock, show)
 
@@ -203,7 +231,7 @@ def _loop(
     interval: float,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
-    show: Callable[[RenderableType, str], None],
+    show: Callable[[Snapshot | None, str | None, str], None],
 ) -> str:
     snap: Snapshot | None = None
     down_since: float | None = None
@@ -218,8 +246,7 @@ def _loop(
                 f"controller unreachable since {_clock(down_since)}, retrying every "
                 f"{interval:g}s: {exc.message}"
             )
-        foot = f"refreshed {_clock(clock())}, every {interval:g}s; Ctrl-C to stop"
-        show(view(snap, problem), foot)
+        show(snap, problem, f"refreshed {_clock(clock())}, every {interval:g}s; Ctrl-C to stop")
         if snap is not None and problem is None and final(snap.doc):
             return verdict(snap.doc)
         sleep(interval)

@@ -51,10 +51,12 @@ def log_console() -> tuple[Console, io.StringIO]:
     return Console(file=out, width=120, force_terminal=False), out
 
 
-def test_a_log_gets_one_block_per_change_and_the_watch_ends_at_promoted() -> None:
+def test_a_log_gets_one_block_per_change_not_per_check_and_the_watch_ends_at_promoted() -> None:
     console, out = log_console()
-    waiting = doc("Paused", 1, 20)
-    looks = [doc("Progressing", 0, 20), *[waiting] * 6, doc("Promoted", 3, 100)]
+    # while it waits for a person, checks go on: only their figures move
+    waiting = [doc("Paused", 1, 20, checks=i, metrics=[{**SUCCESS, "samples": 400 + i}])
+               for i in range(6)]  # fmt: skip
+    looks = [doc("Progressing", 0, 20), *waiting, doc("Promoted", 3, 100)]
     sleeps: list[float] = []
     line = watch(script(*looks), console, 2.0, sleep=sleeps.append, clock=lambda: 0.0)
     text = out.getvalue()
