@@ -108,6 +108,12 @@ def _value(value: float | None) -> str:
     return "none" if value is None else f"{value:.6g}"
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """A row whose strings are shown as they are: a message with ``[...]`` or ``:x:`` in
+    it is not rich markup or an emoji code."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+
+
 def view(snap: Snapshot | None, unreachable: str | None = None) -> RenderableType:
     """The rollout as a terminal shows it; ``unreachable`` adds that line at the bottom."""
     parts: list[RenderableType] = []
@@ -119,14 +125,15 @@ def view(snap: Snapshot | None, unreachable: str | None = None) -> RenderableTyp
         head = Table.grid(padding=(0, 2))
         head.add_column(style="bold")
         head.add_column()
-        head.add_row("Name:", f"{doc['metadata']['name']}  (model {spec['model']})")
-        head.add_row("Versions:", f"stable {spec['stable']} -> candidate {spec['candidate']}")
+        _row(head, "Name:", f"{doc['metadata']['name']}  (model {spec['model']})")
+        _row(head, "Versions:", f"stable {spec['stable']} -> candidate {spec['candidate']}")
         stage = f"  ({st['stage']})" if st.get("stage") else ""
-        head.add_row("Phase:", Text(f"{mark} {phase}{stage}", style=colour))
-        head.add_row("Step:", step_text(spec, st))
-        head.add_row("Weight:", f"{st.get('weight', 0)}%  mirror {st.get('mirror', 0)}%")
-        head.add_row("Message:", st.get("message") or "")
-        head.add_row(
+        _row(head, "Phase:", Text(f"{mark} {phase}{stage}", style=colour))
+        _row(head, "Step:", step_text(spec, st))
+        _row(head, "Weight:", f"{st.get('weight', 0)}%  mirror {st.get('mirror', 0)}%")
+        _row(head, "Message:", st.get("message") or "")
+        _row(
+            head,
             "Checks:",
             f"{st.get('checks', 0)} (failed {st.get('failures', 0)}, inconclusive in a row "
             f"{st.get('inconclusives', 0)}, passed in a row {st.get('passes', 0)})",
@@ -149,8 +156,8 @@ def _metrics(metrics: list[dict[str, Any]]) -> Table:
         if m.get("stableValue") is not None:
             value += f" (stable {_value(m['stableValue'])})"
         mark, colour = VERDICT_MARK.get(m.get("verdict", ""), ("", ""))
-        table.add_row(
-            m["name"], value, m.get("condition", ""),
+        _row(
+            table, m["name"], value, m.get("condition", ""),
             Text(f"{mark} {m.get('verdict', '')}", style=colour), str(m.get("samples", 0)),
             m.get("message", ""),
         )  # fmt: skip
@@ -168,8 +175,8 @@ def _events(snap: Snapshot, st: dict[str, Any]) -> Table:
         rows = [(t.get("at", 0.0), t.get("phase", ""), t.get("reason", ""), t.get("message", ""))
                 for t in reversed((st.get("history") or [])[-EVENTS_SHOWN:])]  # fmt: skip
     for at, kind, reason, message in rows:
-        table.add_row(_clock(at), Text(kind, style="red" if kind == "Warning" else ""), reason,
-                      message)  # fmt: skip
+        _row(table, _clock(at), Text(kind, style="red" if kind == "Warning" else ""), reason,
+             message)  # fmt: skip
     return table
 
 

@@ -129,3 +129,13 @@ def test_without_events_as_in_a_cluster_the_transitions_are_shown_newest_first()
           sleep=lambda _: None)  # fmt: skip
     text = out.getvalue()
     assert text.index("AbortedByUser") < text.index("RolloutStarted")
+
+
+def test_messages_are_shown_as_they_are_not_as_markup() -> None:
+    console, out = log_console()
+    odd = {**SUCCESS, "name": "rate[5m]", "message": "query sum(x[/bold]) :x:"}
+    watch(script(doc("Aborted", metrics=[odd], message="p99 [red]high[/red] :x:")), console,
+          1.0, sleep=lambda _: None)  # fmt: skip
+    text = out.getvalue()
+    assert "p99 [red]high[/red] :x:" in text
+    assert "rate[5m]" in text and "query sum(x[/bold]) :x:" in text
