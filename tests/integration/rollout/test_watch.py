@@ -143,7 +143,7 @@ def test_the_watch_shows_phase_step_weight_and_each_analysis_value_then_ends_pro
 def test_a_log_gets_a_block_per_change_not_per_look(controller: Controller) -> None:
     controller.apply(rollout([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]))
     with controller.watcher("--interval", "0.1") as watch:
-        wait_for("pause until promoted", watch)
+        wait_for("PausedByStep", watch)
         shown, looked = len(blocks(watch.output())), controller.looks()
         while controller.looks() < looked + 15:  # fifteen more looks at a rollout that waits
             assert watch.popen.poll() is None, watch.output()
@@ -160,7 +160,7 @@ def test_a_log_gets_a_block_per_change_not_per_look(controller: Controller) -> N
 def test_an_aborted_rollout_ends_the_watch_with_its_verdict(controller: Controller) -> None:
     controller.apply(rollout([{"setWeight": 30}, {"pause": {}}]))
     with controller.watcher("--interval", "0.2") as watch:
-        wait_for("pause until promoted", watch)
+        wait_for("PausedByStep", watch)
         assert controller.sluice("rollout", "abort", "churn").returncode == 0
         assert watch.popen.wait(60) == 0, watch.output()
     assert watch.output().rstrip().splitlines()[-1].startswith("✖ churn Aborted: aborted by")
@@ -175,7 +175,7 @@ def test_an_unknown_name_fails_and_names_it(controller: Controller) -> None:
 def test_ctrl_c_exits_130_quietly(controller: Controller) -> None:
     controller.apply(rollout([{"pause": {}}]))
     with controller.watcher("--interval", "0.2") as watch:
-        wait_for("pause until promoted", watch)
+        wait_for("PausedByStep", watch)
         watch.popen.send_signal(signal.SIGINT)
         assert watch.popen.wait(30) == 130
     assert "Traceback" not in watch.output() and "Aborted!" not in watch.output()
@@ -186,7 +186,7 @@ def test_an_unreachable_controller_is_shown_and_the_watch_goes_on(
 ) -> None:
     controller.apply(rollout([{"pause": {}}]))
     with controller.watcher("--interval", "0.2") as watch:
-        wait_for("pause until promoted", watch)
+        wait_for("PausedByStep", watch)
         controller.proc.stop()
         wait_for("controller unreachable since", watch)
         assert watch.popen.poll() is None  # still watching
