@@ -166,10 +166,15 @@ def test_an_aborted_rollout_ends_the_watch_with_its_verdict(controller: Controll
     assert watch.output().rstrip().splitlines()[-1].startswith("✖ churn Aborted: aborted by")
 
 
-def test_an_unknown_name_fails_and_names_it(controller: Controller) -> None:
+def test_an_unknown_name_or_a_wrong_token_ends_the_watch_at_once(controller: Controller) -> None:
     done = controller.sluice("rollout", "get", "nope", "--watch")
     assert done.returncode != 0
     assert "nope" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    controller.apply(rollout([{"pause": {}}]))
+    argv = [*sluice_command(), "rollout", "get", "churn", "--watch"]
+    env = {**controller.env, "SLUICE_ADMIN_TOKEN": "wrong"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode != 0 and "401" in done.stderr, done.stderr
 
 
 def test_ctrl_c_exits_130_quietly(controller: Controller) -> None:
