@@ -205,10 +205,9 @@ def test_an_unreachable_controller_is_shown_and_the_watch_goes_on(
     assert "unreachable" not in printed[-1] and "Promoted" in printed[-1], printed[-1]
 
 
-def test_on_a_terminal_the_view_is_drawn_in_place_and_ends_with_the_verdict(
-    controller: Controller,
-) -> None:
-    controller.apply(rollout([{"setWeight": 30}, {"pause": {}}]))
+@contextmanager
+def on_a_terminal(controller: Controller) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
+    """The watcher on a pseudo-terminal of 140 columns; yields it and what it drew so far."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
     argv = [*sluice_command(), "rollout", "get", "churn", "--watch", "--interval", "0.2"]
@@ -233,18 +232,38 @@ def test_on_a_terminal_the_view_is_drawn_in_place_and_ends_with_the_verdict(
     reader.start()
     try:
         deadline = time.monotonic() + 60
-        while b"pause until promoted" not in seen:
+        while b"PausedByStep" not in seen:
             assert watcher.poll() is None and time.monotonic() < deadline, bytes(seen)
             time.sleep(0.05)
-        assert controller.sluice("rollout", "promote", "churn").returncode == 0
-        assert watcher.wait(60) == 0
+        yield watcher, seen
     finally:
         if watcher.poll() is None:
             watcher.kill()
             watcher.wait(10)
         reader.join(10)
         os.close(main)
+
+
+def test_on_a_terminal_the_view_is_drawn_in_place_and_ends_with_the_verdict(
+    controller: Controller,
+) -> None:
+    controller.apply(rollout([{"setWeight": 30}, {"pause": {}}]))
+    with on_a_terminal(controller) as (watcher, seen):
+        assert controller.sluice("rollout", "promote", "churn").returncode == 0
+        assert watcher.wait(60) == 0
     text = seen.decode(errors="replace")
     assert "\x1b[" in text and "refreshed" in text and "Ctrl-C to stop" in text
     assert "Weight:" in text and "30%" in text
     assert "churn Promoted: v2 promoted" in text.splitlines()[-1], text[-2000:]
+
+
+def test_on_a_terminal_ctrl_c_exits_130_and_gives_the_cursor_back(
+    controller: Controller,
+) -> None:
+    controller.apply(rollout([{"pause": {}}]))
+    with on_a_terminal(controller) as (watcher, seen):
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(30) == 130
+    text = seen.decode(errors="replace")
+    assert text.rfind("\x1b[?25h") > text.rfind("\x1b[?25l") >= 0  # hidden, then shown
+    assert "Traceback" not in text and "Aborted!" not in text
