@@ -223,11 +223,11 @@ def _watch(name: str, controller_url: str, interval: float) -> None:
                 keeps_events[0] = False
         return Snapshot(doc, events)
 
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=LOG_WIDTH)  # a log: wrap less than at 80
+    # in place only on a real terminal: FORCE_COLOR in a CI log gives colour, not cursor moves
+    live = sys.stdout.isatty()
+    width = None if live or "COLUMNS" in os.environ else LOG_WIDTH  # a log: wrap less than at 80
     try:
-        line = watch(fetch, console, interval)
+        line = watch(fetch, Console(highlight=False, width=width), interval, live=live)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     typer.echo(line)

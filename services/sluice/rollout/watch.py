@@ -210,13 +210,15 @@ def watch(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    live: bool | None = None,
 ) -> str:
-    """Show the rollout until it finishes; returns the verdict line (not printed)."""
-    if console.is_terminal:
-        with Live(console=console, auto_refresh=False, redirect_stdout=False) as live:
+    """Show the rollout until it finishes; returns the verdict line (not printed).
+    ``live``: redraw in place (default: when ``console`` is a terminal)."""
+    if console.is_terminal if live is None else live:
+        with Live(console=console, auto_refresh=False, redirect_stdout=False) as screen:
 
             def redraw(snap: Snapshot | None, problem: str | None, foot: str) -> None:
-                live.update(Group(view(snap, problem), Text(foot, style="dim")), refresh=True)
+                screen.update(Group(view(snap, problem), Text(foot, style="dim")), refresh=True)
 
             return _loop(fetch, interval, sleep, clock, redraw)
     last: list[tuple[Any, ...]] = []

@@ -139,3 +139,13 @@ def test_messages_are_shown_as_they_are_not_as_markup() -> None:
     text = out.getvalue()
     assert "p99 [red]high[/red] :x:" in text
     assert "rate[5m]" in text and "query sum(x[/bold]) :x:" in text
+
+
+def test_colour_forced_in_a_log_gives_colour_but_no_redrawing() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True)  # FORCE_COLOR in a CI log
+    looks = [doc("Paused", 1, 20), doc("Paused", 1, 20), doc("Promoted", 3, 100)]
+    watch(script(*looks), console, 1.0, sleep=lambda _: None, live=False)
+    text = out.getvalue()
+    assert text.count("Name:") == 2 and "\x1b[32m" in text  # a green Promoted
+    assert "\x1b[?25l" not in text and "refreshed" not in text  # no cursor games, no footer
