@@ -12,7 +12,7 @@ import httpx
 import typer
 import yaml
 
-from sluice.core.errors import InvalidInput, SluiceError, Unavailable
+from sluice.core.errors import InvalidInput, NotFound, SluiceError, Unavailable
 
 rollout_app = typer.Typer(
     help="Declare and steer rollouts through the rollout controller.", no_args_is_help=True
@@ -24,6 +24,8 @@ ControllerUrl = Annotated[
     ),
 ]
 DEFAULT_URL = "http://127.0.0.1:8095"
+LOG_WIDTH = 160
+"""Columns of ``--watch`` when its output is not a terminal and COLUMNS is not set."""
 
 
 def serve(
@@ -76,10 +78,16 @@ def call(method: str, url: str, path: str, body: Any = None) -> Any:
         )
     except httpx.HTTPError as exc:
         raise Unavailable(f"cannot reach the rollout controller at {url}: {exc}") from None
-    doc = response.json() if response.content else {}
+    try:
+        doc = response.json() if response.content else {}
+    except ValueError:  # a proxy's HTML page, say
+        doc = {}
     if response.status_code >= 400:
         message = (doc.get("error") or {}).get("message") if isinstance(doc, dict) else None
-        raise SluiceError(f"{response.status_code}: {message or response.text}")
+        text = f"{response.status_code}: {message or response.text[:200]}"
+        if response.status_code == 404:
+            raise NotFound(text)
+        raise Unavailable(text) if response.status_code >= 500 else SluiceError(text)
     return doc
 
 
@@ -184,8 +192,22 @@ def get(
     name: str,
     controller_url: ControllerUrl = DEFAULT_URL,
     output: Annotated[str, typer.Option("-o", "--output", help="text, yaml or json")] = "text",
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "-w", "--watch", help="Show it live until it is promoted or aborted (then exit 0)"
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="With --watch: seconds between two looks")
+    ] = 2.0,
 ) -> None:
     """One rollout: phase, step, weight and every analysis value against its condition."""
+    if watch:
+        if output != "text":
+            raise InvalidInput(f"--watch shows text, not -o {output}")
+        _watch(name, controller_url, interval)
+        return
     doc = call("GET", controller_url, f"/admin/v1/rollouts/{name}")
     if output == "yaml":
         typer.echo(yaml.safe_dump(doc, sort_keys=False))
@@ -195,6 +217,35 @@ def get(
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(describe(doc))
+
+
+def _watch(name: str, controller_url: str, interval: float) -> None:
+    from rich.console import Console
+
+    from sluice.rollout.watch import Snapshot, watch
+
+    keeps_events = [True]  # in a cluster the controller keeps none (409): show the history
+
+    def fetch() -> Snapshot:
+        doc = call("GET", controller_url, f"/admin/v1/rollouts/{name}")
+        events = None
+        if keeps_events[0]:
+            try:
+                events = call("GET", controller_url, f"/admin/v1/rollouts/{name}/events")["events"]
+            except (Unavailable, NotFound):
+                raise
+            except SluiceError:
+                keeps_events[0] = False
+        return Snapshot(doc, events)
+
+    # in place only on a real terminal: FORCE_COLOR in a CI log gives colour, not cursor moves
+    live = sys.stdout.isatty()
+    width = None if live or "COLUMNS" in os.environ else LOG_WIDTH  # a log: wrap less than at 80
+    try:
+        line = watch(fetch, Console(highlight=False, width=width), interval, live=live)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(line)
 
 
 @rollout_app.command("delete")

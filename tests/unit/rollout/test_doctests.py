@@ -8,11 +8,11 @@ from types import ModuleType
 import pytest
 
 from sluice.core import tally
-from sluice.rollout import evidence, judge, plan, resource
+from sluice.rollout import evidence, judge, plan, resource, watch
 
 
 @pytest.mark.parametrize(
-    "module", [evidence, judge, plan, resource, tally], ids=lambda m: m.__name__
+    "module", [evidence, judge, plan, resource, tally, watch], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
