@@ -120,7 +120,7 @@ class Stack:
         return found
 
     def steps_done(self, name: str = MODEL) -> list[str]:
-        """``step N`` for every StepDone event, in the order stored."""
+        """``step N`` for every StepDone event, newest first."""
         return [e["message"].split(" done")[0] for e in self.events(name)
                 if e["reason"] == "StepDone"]  # fmt: skip
 
@@ -231,7 +231,7 @@ def rollout_stack(work: Path) -> Iterator[Stack]:
     train_and_register(flipped, model=MODEL, version="v3", registry=registry, algorithm="logreg")
     card = registry.card(MODEL, "v1")
     names = [f.name for f in card.features]
-    rows = [{k: _plain(v) for k, v in r.items() if k in names or k == card.entity_key}
+    rows = [{str(k): _plain(v) for k, v in r.items() if k in names or k == card.entity_key}
             for r in table.head(300).to_dict("records")]  # fmt: skip
     with ExitStack() as exits:
         redis_url, redis = exits.enter_context(redis_server(work / "redis"))
