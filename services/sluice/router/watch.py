@@ -34,6 +34,7 @@ class TableWatcher:
         self.refresh = refresh
         self.apply = apply
         self.loaded = False
+        self._first = asyncio.Event()
         self._seeded = not seeds
         self._task: asyncio.Task[None] | None = None
         self._current: dict[str, Route] | None = None
@@ -56,6 +57,13 @@ class TableWatcher:
             self._current = routes
             self.apply(routes)
         self.loaded = True
+        self._first.set()
+
+    async def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the first read of the table; whether it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first.wait(), timeout)
+        return self.loaded
 
     async def _run(self) -> None:
         failing = False
