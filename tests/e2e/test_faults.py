@@ -53,6 +53,10 @@ def breaker(stack: Stack, version: str) -> list[float | None]:
             for r in stack.routers]  # fmt: skip
 
 
+def ready(proc: Process) -> bool:
+    return httpx.get(f"{proc.url}/readyz", timeout=10).status_code == 200
+
+
 def slow_canary(pause: str) -> dict[str, object]:
     doc = canary("v2", [SUCCESS])
     doc["spec"]["strategy"]["canary"]["steps"][1] = {"pause": {"duration": pause}}
@@ -152,9 +156,10 @@ def test_redis_frozen_mid_rollout_holds_it_and_it_goes_on_after(stack: Stack) ->
     pid = stack.redis.popen.pid
     with traffic(stack) as seen:
         stack.wait_step(1)
+        holder = leader(stack)
         os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(6)  # a few lease lengths, several analysis intervals
+        try:  # frozen until the leader says it holds (its Redis calls time out)
+            wait_for("holding", lambda: not ready(holder), timeout=60)
         finally:
             os.kill(pid, signal.SIGCONT)
         st = stack.wait_phase("Promoted", "Aborted", "Paused", timeout=90)
