@@ -71,6 +71,14 @@ class Evidence(Protocol):
     ) -> float | None: ...
 
 
+# KEYS: specs, statuses. ARGV: name, status JSON.
+SAVE_IF_DECLARED = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+"""
+
+
 class RedisRolloutSource:
     """ModelRollouts kept in Redis: what ``sluice rollout apply`` and the admin API write."""
 
@@ -104,7 +112,12 @@ class RedisRolloutSource:
             generation = current.generation if same else current.generation + 1
         stored = rollout.model_copy(update={"generation": generation, "status": Status()})
         body = stored.model_dump_json(exclude={"status"})
-        await self.client.hset(SPECS, rollout.name, body)
+        async with self.client.pipeline(transaction=True) as pipe:
+            if current is None:  # a new rollout starts afresh, whatever a late save left
+                pipe.hdel(STATUS, rollout.name)
+                pipe.delete(events_key(rollout.name))
+            pipe.hset(SPECS, rollout.name, body)
+            await pipe.execute()
         return stored.model_copy(update={"status": current.status if current else Status()})
 
     async def annotate(self, name: str, key: str, value: str) -> None:
@@ -124,7 +137,10 @@ class RedisRolloutSource:
         return bool(removed)
 
     async def save_status(self, rollout: Rollout, status: Status) -> None:
-        await self.client.hset(STATUS, rollout.name, status.model_dump_json())
+        """Store the status, unless the rollout was deleted meanwhile (a reconcile that
+        read it before the delete must not bring its status back for a later namesake)."""
+        await self.client.eval(SAVE_IF_DECLARED, 2, SPECS, STATUS, rollout.name,
+                               status.model_dump_json())  # fmt: skip
 
     async def event(self, rollout: Rollout, kind: str, reason: str, message: str) -> None:
         key = events_key(rollout.name)

@@ -65,6 +65,13 @@ class GatewayTimeout(SluiceError):
     code = "gateway_timeout"
 
 
+class TableNotLoaded(Unavailable):
+    """The router has not read its routing table from Redis yet: it cannot tell whether the
+    model is routed (a 503 to retry, never a 404 that says it is not)."""
+
+    code = "routing_table_not_loaded"
+
+
 class LookupUnavailable(Unavailable):
     """The feature store (or its Redis) did not answer the lookup. The message says so
     without the addresses involved; the detail is in the router's log."""
@@ -81,6 +88,7 @@ __all__ = [
     "MissingFeature",
     "ModelNotRouted",
     "RateLimited",
+    "TableNotLoaded",
     "Unauthorized",
     "Unavailable",
     "VersionNotRouted",

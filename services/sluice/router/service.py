@@ -50,6 +50,7 @@ from sluice.router.errors import (
     LookupUnavailable,
     MissingFeature,
     ModelNotRouted,
+    TableNotLoaded,
     VersionNotRouted,
 )
 from sluice.router.metrics import Metrics
@@ -61,6 +62,9 @@ from sluice.router.split import Decision, bucket, decide
 from sluice.router.watch import TableWatcher
 
 log = logging.getLogger(__name__)
+
+FIRST_LOAD_SECONDS = 5.0
+"""How long start waits for the routing table before serving without it (Redis away)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,10 @@ class RouterService:
         self.predlog.start()
         self.mirror.start()
         self.watcher.start()
+        # serve no request before the table is read: a restarted router answers nothing
+        # rather than 404 for models it simply has not read yet (the wait is bounded: with
+        # Redis away it starts, not ready, and answers 503 until the table comes)
+        await self.watcher.wait_loaded(FIRST_LOAD_SECONDS)
 
     async def stop(self) -> None:
         await self.watcher.stop()
@@ -263,6 +271,8 @@ class RouterService:
 
     def _route(self, model: str, pin: str | None) -> Route:
         route = self.table.get(model)
+        if route is None and not self.watcher.loaded:
+            raise TableNotLoaded("the routing table is not loaded from Redis yet; retry")
         if route is None:
             raise ModelNotRouted(f"model {model!r} has no route (see `sluice route set`)")
         if pin is not None and pin not in route.upstreams:

@@ -61,6 +61,7 @@ class TableWatcher:
         self.on_lost = on_lost
         self.loaded = False
         self.loss: Loss | None = None
+        self._first = asyncio.Event()
         self._seeded = not seeds
         self._task: asyncio.Task[None] | None = None
         self._current: dict[str, Route] | None = None
@@ -93,6 +94,13 @@ class TableWatcher:
             self._current = snap.routes
             self.apply(snap.routes)
         self.loaded = True
+        self._first.set()
+
+    async def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the first read of the table; whether it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first.wait(), timeout)
+        return self.loaded
 
     def _lost(self, snap: Snapshot) -> bool:
         """Whether ``snap`` is a table Redis lost rather than one changed by a writer."""
