@@ -8,7 +8,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sluice.core.routes import Route, parse_route
+from sluice.core.routes import Route, Snapshot, parse_route
 from sluice.router import service
 from sluice.router.app import create_app
 from sluice.router.settings import Settings
@@ -33,6 +33,11 @@ class AwayStore(FakeRoutingStore):
         if self.away:
             raise ConnectionError("redis is away")
         return await super().load()
+
+    async def snapshot(self) -> Snapshot:
+        if self.away:
+            raise ConnectionError("redis is away")
+        return await super().snapshot()
 
 
 def test_an_unread_table_answers_503_then_the_route_once_it_is_read(
