@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis.exceptions import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -84,7 +85,7 @@ class Readiness:
             why = f"no answer within {self.timeout:g}s"
             self._log(check.name, why)
         except Exception as exc:
-            why = f"unreachable ({type(exc).__name__})"
+            why = _unreachable(exc)
             self._log(check.name, f"{why}: {exc}")
         if why is None:
             self._failing.discard(check.name)
@@ -95,6 +96,22 @@ class Readiness:
         if name not in self._failing:
             self._failing.add(name)
             log.warning("readiness check %s failed: %s", name, detail)
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a check failed, in words safe to show a client: the innermost cause's kind (a
+    wrapped AuthenticationError is a refused password, not just "unavailable"), never
+    its text (which may hold addresses).
+
+    >>> _unreachable(RuntimeError("x"))
+    'unreachable (RuntimeError)'
+    """
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if isinstance(root, AuthenticationError):
+        return "password refused (AuthenticationError): check SLUICE_REDIS_PASSWORD"
+    return f"unreachable ({type(root).__name__})"
 
 
 def health_routes(

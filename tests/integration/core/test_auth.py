@@ -10,6 +10,7 @@ uvicorn process) growing anywhere near the upload's size.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -115,7 +116,15 @@ def call(proc: Process, endpoint: Endpoint, authorization: str | None, **kwargs:
 
 
 def error(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()["error"]
+    """Our error body; on Feast's paths, Feast's detail (a JSON string of a document whose
+    class a Feast client raises: FeastPermissionError for a refused token)."""
+    doc = response.json()
+    if isinstance(doc, str):
+        detail = json.loads(doc)
+        assert detail["module"] == "feast.errors"
+        classes = {"FeastPermissionError": "unauthorized"}
+        return {"code": classes.get(detail["class"], detail["class"]), "message": detail["message"]}
+    body: dict[str, Any] = doc["error"]
     assert set(body) >= {"code", "message"}
     return body
 
