@@ -156,6 +156,7 @@ class RedisOnlineStore:
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._where = redact(url)
+        self._down = False
         self._batch = batch_size
         self._clock = clock
         self._catalog = Catalog()
@@ -299,9 +300,17 @@ class RedisOnlineStore:
     async def _call(self, pending: Awaitable[T]) -> T:
         """Await a Redis call; an unreachable Redis becomes OnlineStoreUnavailable (503)."""
         try:
-            return await pending
+            result = await pending
         except _UNAVAILABLE as exc:
+            if not self._down:  # the address and the detail go to our log, once an outage
+                self._down = True
+                log.warning("Redis at %s did not answer: %s: %s", self._where,
+                            type(exc).__name__, exc)  # fmt: skip
             raise OnlineStoreUnavailable(
-                f"the online store is unavailable: Redis at {self._where} did not answer "
-                f"({type(exc).__name__}: {exc}); it is retried on every request"
+                f"the online store is unavailable: Redis did not answer "
+                f"({type(exc).__name__}); it is retried on every request"
             ) from exc
+        if self._down:
+            self._down = False
+            log.warning("Redis at %s answers again", self._where)
+        return result
