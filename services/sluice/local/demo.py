@@ -31,6 +31,7 @@ from sluice.local import plan as plans
 from sluice.local.cli import Home, canary_example, set_route, up
 from sluice.local.plan import Layout
 from sluice.local.prepare import MODEL
+from sluice.local.report import render_report
 from sluice.local.state import Record, home_folder, live_record, read_secrets
 from sluice.local.traffic import Customer, Traffic, load_customers
 from sluice.rollout.cli import call
@@ -339,5 +340,8 @@ def demo(
     layout = Layout(home_folder(home))
     record = _stack(layout, rows)
     result = run_demo(layout, record, warmup=warmup, timeout=timeout)
-    typer.echo("\n" + summary(result))
-    typer.echo(f"\nrecord: {layout.stack / 'demo.json'}")
+    text = summary(result)
+    report = layout.stack / "demo.html"
+    report.write_text(render_report(result, text))
+    typer.echo("\n" + text)
+    typer.echo(f"\nrecord: {layout.stack / 'demo.json'}\nreport: {report}")
