@@ -70,13 +70,16 @@ class Traffic:
 
     def __init__(
         self, router: str, model: str, customers: list[Customer], *, start: float,
-        workers: int = 2, seed: int = 11,
+        rate: float = 100.0, workers: int = 2, seed: int = 11,
     ) -> None:  # fmt: skip
         self.url = f"{router}/v1/models/{model}:predict"
         self.customers = customers
         self.start = start
         self.tally = Tally()
         self.workers = workers
+        self.interval = workers / rate
+        """Seconds between two requests of one worker: ``rate`` per second in all, as long
+        as the stack keeps up (a slow answer delays that worker's next request)."""
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -112,8 +115,12 @@ class Traffic:
             return f"demo-{int(self.start)}-{self.sent}", self.random.choice(self.customers)
 
     def _run(self) -> None:
+        due = time.monotonic()
         with httpx.Client(timeout=30) as client:
             while not self.stopping.is_set():
+                due = max(due + self.interval, time.monotonic() - self.interval)
+                if self.stopping.wait(max(0.0, due - time.monotonic())):
+                    break
                 rid, customer = self._next()
                 row: dict[str, Any] = {"customer_id": customer.id}
                 shifted = self.shifted
