@@ -137,6 +137,7 @@ def run_demo(
             layout.stack / "demo.json", traffic, router=router,
             drift=record.url(plans.DRIFT_MONITOR), controller=controller,
             feedback_token=secrets["SLUICE_FEEDBACK_TOKEN"],
+            admin_token=secrets["SLUICE_ADMIN_TOKEN"],
         )  # fmt: skip
         rec.event(f"steady traffic: {rate:g} requests/s, {len(customers):,} customers, v1 only")
         rec.wait(lambda: rec.t() >= warmup, warmup + 30, "warm-up")

@@ -54,18 +54,20 @@ class Recorder:
 
     def __init__(
         self, path: Path, traffic: Traffic, *, router: str, drift: str, controller: str,
-        feedback_token: str,
+        feedback_token: str, admin_token: str,
     ) -> None:  # fmt: skip
         self.path = path
         self.traffic = traffic
         self.drift_url, self.controller = drift, controller
+        self.router = router
         self.feedback_headers = {"authorization": f"Bearer {feedback_token}"}
+        self.admin_headers = {"authorization": f"Bearer {admin_token}"}
         self.client = httpx.Client(timeout=10)
         self.seen: set[tuple[str, int]] = set()
         self.last_print = 0.0
         self.record: dict[str, Any] = {
             "model": MODEL, "started": time.time(), "router": router, "traffic": [],
-            "rollouts": [], "drift": [], "accuracy": [], "events": [], "outcome": {},
+            "rollouts": [], "routes": [], "drift": [], "accuracy": [], "events": [], "outcome": {},
         }  # fmt: skip
 
     def t(self) -> float:
@@ -105,6 +107,12 @@ class Recorder:
                 "stage": st.get("stage", ""), "step": st.get("step", 0),
                 "weight": st.get("weight", 0), "mirror": st.get("mirror", 0), "metrics": metrics,
             })  # fmt: skip
+        route = self._get(f"{self.router}/admin/v1/routes/{MODEL}", self.admin_headers)
+        if route is not None:
+            weights = {v: round(100 * w, 2) for v, w in (route.get("weights") or {}).items()}
+            self.record["routes"].append(
+                {"t": t, "stable": route.get("stable"), "weights": weights}
+            )
         report = self._get(f"{self.drift_url}/v1/drift/{MODEL}") or {}
         for version, doc in (report.get("versions") or {}).items():
             latest = doc.get("latest") or {}
@@ -158,9 +166,9 @@ class Recorder:
             return []
         return [d for d in docs if d["spec"]["model"] == MODEL]
 
-    def _get(self, url: str) -> dict[str, Any] | None:
+    def _get(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
         try:
-            answer = self.client.get(url)
+            answer = self.client.get(url, headers=headers)
         except httpx.HTTPError:
             return None
         doc: dict[str, Any] | None = answer.json() if answer.status_code == 200 else None

@@ -87,7 +87,16 @@ def rollout_chart(record: dict[str, Any]) -> go.Figure:
             text=[s["phase"] for s in changes], textposition="top center",
             name=f"{name} phase", marker={"symbol": "diamond", "size": 9},
         ))  # fmt: skip
-    return _layout(fig, "Rollouts: candidate weight and phases", "percent to the candidate")
+    shares: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for sample in record.get("routes", []):
+        for version, weight in sample["weights"].items():
+            shares[version].append((sample["t"], weight))
+    for version, points in sorted(shares.items()):
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], name=f"route: {version}",
+            mode="lines", line={"shape": "hv", "dash": "dot"},
+        ))  # fmt: skip
+    return _layout(fig, "Rollouts: weights and phases", "percent of the traffic")
 
 
 def analysis_chart(record: dict[str, Any]) -> go.Figure:

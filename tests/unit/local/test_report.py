@@ -31,6 +31,10 @@ def small_record() -> dict[str, Any]:
             {"t": 2.5, "name": "churn", "phase": "Promoted", "stage": "canary", "step": 5,
              "weight": 100, "mirror": 0, "metrics": metrics},
         ],
+        "routes": [
+            {"t": 0.5, "stable": "v1", "weights": {"v1": 80.0, "v2": 20.0}},
+            {"t": 2.5, "stable": "v2", "weights": {"v1": 0.0, "v2": 100.0}},
+        ],
         "drift": [
             {"t": 1.0, "version": "v1", "index": 1, "status": "ok", "rows": 500, "start": 0,
              "drifted_features": [], "effects": {"monthly_charges": 0.03, "age": 0.02}},
@@ -64,7 +68,7 @@ def test_report_has_every_chart_with_the_recorded_figures() -> None:
     record["outcome"] = outcome(record)
     titles = [fig.layout.title.text for fig in charts(record)]
     assert titles == [
-        "Traffic and errors per version", "Rollouts: candidate weight and phases",
+        "Traffic and errors per version", "Rollouts: weights and phases",
         "Analysis values against their conditions", "Shadow agreement",
         "Drift per feature (test effect; X = drifted)",
         "Live accuracy from ground-truth feedback",
@@ -73,6 +77,9 @@ def test_report_has_every_chart_with_the_recorded_figures() -> None:
     names = [t.name for t in analysis.data]
     assert "success >= 0.99" in names and "p99 <= 0.5" in names
     assert list(analysis.data[names.index("p99 <= 0.5")].y) == [0.5, 0.5]
+
+    rollouts = charts(record)[1]
+    assert "route: v2" in [t.name for t in rollouts.data]
 
     page = render_report(record, summary(record))
     assert page.startswith("<!DOCTYPE html>")
