@@ -130,19 +130,26 @@ def shadow_chart(record: dict[str, Any]) -> go.Figure:
 
 
 def drift_chart(record: dict[str, Any]) -> go.Figure:
+    """Per version, each feature that drifted in some window, and the largest effect among
+    the others; inconclusive windows (too few rows) are left out."""
+    windows = [w for w in record.get("drift", []) if w.get("status") != "inconclusive"]
+    named = sorted({f for w in windows for f in w["drifted_features"]})
     fig = go.Figure()
-    series: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)
-    for window in record.get("drift", []):
-        for feature, effect in window["effects"].items():
-            drifted = feature in window["drifted_features"]
-            series[feature].append((window["t"], effect, drifted))
-    for feature, points in sorted(series.items()):
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in points], y=[p[1] for p in points], name=feature,
-            mode="lines+markers",
-            marker={"symbol": ["x" if p[2] else "circle" for p in points],
-                    "size": [12 if p[2] else 5 for p in points]},
-        ))  # fmt: skip
+    for version in sorted({w["version"] for w in windows}):
+        mine = [w for w in windows if w["version"] == version]
+        ts = [w["t"] for w in mine]
+        for feature in named:
+            fig.add_trace(go.Scatter(
+                x=ts, y=[w["effects"].get(feature) for w in mine], name=f"{feature} ({version})",
+                mode="lines+markers",
+                marker={"symbol": ["x" if feature in w["drifted_features"] else "circle"
+                                   for w in mine], "size": 10},
+            ))  # fmt: skip
+        others = [
+            max((e for f, e in w["effects"].items() if f not in named), default=0.0) for w in mine
+        ]
+        fig.add_trace(go.Scatter(x=ts, y=others, name=f"largest other ({version})",
+                                 mode="lines+markers", line={"dash": "dot"}))  # fmt: skip
     _shift_line(fig, record)
     return _layout(fig, "Drift per feature (test effect; X = drifted)", "effect size")
 

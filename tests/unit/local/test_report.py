@@ -78,6 +78,12 @@ def test_report_has_every_chart_with_the_recorded_figures() -> None:
     assert "success >= 0.99" in names and "p99 <= 0.5" in names
     assert list(analysis.data[names.index("p99 <= 0.5")].y) == [0.5, 0.5]
 
+    drift = charts(record)[4]
+    assert [t.name for t in drift.data] == [
+        "monthly_charges (v1)", "largest other (v1)",
+        "monthly_charges (v2)", "largest other (v2)",
+    ]  # fmt: skip
+    assert list(drift.data[2].y) == [0.4]
     rollouts = charts(record)[1]
     assert "route: v2" in [t.name for t in rollouts.data]
 
