@@ -5,8 +5,10 @@ one it starts as ``sluice up --detach`` does).
    answered request posted to the drift monitor as feedback: each version's live accuracy;
 2. a canary of v2 applied through the rollout controller, short steps, judged on success
    rate and p99, promoted;
-3. a bad v3 (trained on flipped labels: it answers, wrongly) as a canary of v2, judged on
-   its score shift against stable too: rolled back by the controller, no request failing;
+3. a bad v3 (trained on flipped labels: it answers, wrongly): first in a shadow run, its
+   answers compared with v2's and never sent, aborted on its agreement; then as a canary
+   of v2 judged on its score shift against stable too: rolled back by the controller, no
+   request failing;
 4. a drift injected (one feature moved by one standard deviation in every request) until
    the drift monitor names that feature.
 
@@ -42,7 +44,7 @@ SHIFTED = "monthly_charges"
 """The feature the demo moves: numeric, used by every version."""
 BAD = "v3"
 """The version trained on flipped labels."""
-ROLLOUTS = ("churn", "churn-v2", "churn-v3")
+ROLLOUTS = ("churn", "churn-v2", "churn-v3-shadow", "churn-v3")
 """Rollouts a former run (or ``sluice up``'s example) may have left: deleted first."""
 FINISHED = ("Promoted", "Aborted", "Degraded")
 
@@ -61,6 +63,18 @@ def canary(name: str, stable: str, candidate: str, *, score_shift: bool) -> dict
         doc["spec"]["analysis"]["metrics"].append(
             {"name": "score-shift", "builtin": "scoreShift", "condition": "<= 0.1"}
         )
+    return doc
+
+
+def shadow(name: str, stable: str, candidate: str) -> dict[str, Any]:
+    """A shadow run: every request copied to the candidate and compared with stable's
+    answer; promoted after 2,000 compared rows unless the labels agree on fewer than 90%."""
+    doc = canary(name, stable, candidate, score_shift=False)
+    doc["spec"]["strategy"] = {"shadow": {"mirrorPercent": 100, "requests": 2000}}
+    doc["spec"]["analysis"]["metrics"] = [
+        {"name": "agreement", "builtin": "shadowAgreement", "condition": ">= 0.9"},
+        {"name": "shadow-errors", "builtin": "shadowErrorRate", "condition": "<= 0.01"},
+    ]
     return doc
 
 
@@ -153,8 +167,15 @@ def run_demo(
         rec.event(f"canary of v2: {rec.record['rollouts'][-1]['phase']}")
         call("DELETE", controller, "/admin/v1/rollouts/churn-v2")
 
-        doc = canary("churn-v3", "v2", BAD, score_shift=True)
+        doc = shadow("churn-v3-shadow", "v2", BAD)
         doc["spec"]["upstreams"] = {BAD: bad_url}
+        call("PUT", controller, "/admin/v1/rollouts/churn-v3-shadow", doc)
+        rec.event(f"shadow run of {BAD} (trained on flipped labels): every request copied")
+        rec.wait(lambda: finished("churn-v3-shadow"), timeout, f"the shadow run of {BAD}")
+        rec.event(f"shadow run of {BAD}: {rec.record['rollouts'][-1]['phase']}")
+        call("DELETE", controller, "/admin/v1/rollouts/churn-v3-shadow")
+
+        doc = canary("churn-v3", "v2", BAD, score_shift=True)
         call("PUT", controller, "/admin/v1/rollouts/churn-v3", doc)
         rec.event(f"canary of {BAD} (trained on flipped labels) applied, judged on score shift too")
         rec.wait(lambda: finished("churn-v3"), timeout, f"the canary of {BAD} to finish")

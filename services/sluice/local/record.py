@@ -3,11 +3,13 @@ saved after every sample, and the outcome and summary drawn from it at the end.
 
 Keys: ``model``, ``started`` (epoch seconds), ``traffic`` (``[{t, version, status, count}]``,
 answers per second), ``rollouts`` (``[{t, name, phase, stage, step, weight, mirror,
-metrics: [{name, value, condition, verdict, samples}]}]``), ``drift`` (one entry per closed
-window seen: ``{t, version, index, status, rows, start, drifted_features, effects}``, effects
-being each feature's largest test effect), ``accuracy`` (``[{t, version, accuracy,
-labelled}]``), ``shadow`` (``[{t, agreement}]``, optional), ``events`` (``[{t, what}]``),
-``shift`` (``{t, feature, by}``: the injected drift) and ``outcome`` (:func:`outcome`).
+metrics: [{name, value, condition, verdict, samples}]}]``), ``routes`` (``[{t, stable,
+weights: {version: percent}}]``: the router's table), ``shadow`` (``[{t, agreement}]``: a
+rollout metric named ``agreement``), ``drift`` (one entry per closed window seen: ``{t,
+version, index, status, rows, start, drifted_features, effects}``, effects being each
+feature's largest test effect), ``accuracy`` (``[{t, version, accuracy, labelled}]``),
+``events`` (``[{t, what}]``), ``shift`` (``{t, feature, by}``: the injected drift) and
+``outcome`` (:func:`outcome`).
 Every ``t`` is seconds since the traffic started.
 """
 
@@ -67,7 +69,8 @@ class Recorder:
         self.last_print = 0.0
         self.record: dict[str, Any] = {
             "model": MODEL, "started": time.time(), "router": router, "traffic": [],
-            "rollouts": [], "routes": [], "drift": [], "accuracy": [], "events": [], "outcome": {},
+            "rollouts": [], "routes": [], "shadow": [], "drift": [], "accuracy": [],
+            "events": [], "outcome": {},
         }  # fmt: skip
 
     def t(self) -> float:
@@ -102,6 +105,10 @@ class Recorder:
                 {k: m.get(k) for k in ("name", "value", "condition", "verdict", "samples")}
                 for m in st.get("metrics") or []
             ]
+            agreement = [m["value"] for m in metrics
+                         if m["name"] == "agreement" and m["value"] is not None]  # fmt: skip
+            if agreement:
+                self.record["shadow"].append({"t": t, "agreement": agreement[0]})
             self.record["rollouts"].append({
                 "t": t, "name": rollout["metadata"]["name"], "phase": st.get("phase", "Pending"),
                 "stage": st.get("stage", ""), "step": st.get("step", 0),
@@ -214,7 +221,9 @@ def outcome(record: dict[str, Any]) -> dict[str, Any]:
             "drifted_features": named[0]["drifted_features"] if named else [],
             "version": named[0]["version"] if named else None,
         }  # fmt: skip
+    shadow = record.get("shadow") or []
     return {"requests": requests, "failed_requests": failed, "rollouts": rollouts,
+            "shadow_agreement": shadow[-1]["agreement"] if shadow else None,
             "drift": drift, "accuracy": accuracy}  # fmt: skip
 
 
@@ -229,6 +238,8 @@ def summary(record: dict[str, Any]) -> str:
         )
     for name, phase in out["rollouts"].items():
         lines.append(f"rollout {name}: {phase}")
+    if out.get("shadow_agreement") is not None:
+        lines.append(f"shadow agreement (labels): {out['shadow_agreement']:.3f}")
     drift = out["drift"]
     if drift:
         verdict = (

@@ -20,14 +20,19 @@ def home(tmp_path: Path) -> Iterator[Path]:
     run(tmp_path, "down", timeout=120)
 
 
-def test_demo_promotes_v2_rolls_v3_back_and_names_the_drifted_feature(home: Path) -> None:
+def test_demo_promotes_v2_stops_v3_in_shadow_and_canary_and_names_the_drift(home: Path) -> None:
     done = run(home, "demo", "--rows", ROWS, timeout=1100)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no stack runs: starting one" in done.stdout
 
     doc = json.loads((home / "stack" / "demo.json").read_text())
     out = doc["outcome"]
-    assert out["rollouts"] == {"churn-v2": "Promoted", "churn-v3": "Aborted"}
+    assert out["rollouts"] == {
+        "churn-v2": "Promoted",
+        "churn-v3-shadow": "Aborted",
+        "churn-v3": "Aborted",
+    }
+    assert out["shadow_agreement"] < 0.5  # v3's labels are flipped
     assert out["failed_requests"] == 0  # v3 answered wrongly, never failed a user
     assert set(out["requests"]) == {"v1", "v2", "v3"}
     assert all(set(statuses) == {"200"} for statuses in out["requests"].values())
@@ -40,7 +45,7 @@ def test_demo_promotes_v2_rolls_v3_back_and_names_the_drifted_feature(home: Path
     assert "rollout churn-v2: Promoted" in done.stdout
     assert "drift: monthly_charges moved by" in done.stdout
     report = (home / "stack" / "demo.html").read_text()
-    assert report.count('<div class="chart"') == 5
+    assert report.count('<div class="chart"') == 6  # with shadow agreement
 
     services = record(home)
     assert "model-server-v3" in services  # started by the demo, stopped by `sluice down`

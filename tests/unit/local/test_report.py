@@ -61,6 +61,8 @@ def test_outcome_counts_failed_requests_and_names_the_drift() -> None:
     assert result["drift"]["named"] is True
     assert result["drift"]["drifted_features"] == ["monthly_charges"]
     assert result["accuracy"]["v2"] == {"accuracy": 0.9, "labelled": 10}
+    assert result["shadow_agreement"] == 0.97
+    assert "shadow agreement (labels): 0.970" in summary({**small_record(), "outcome": result})
 
 
 def test_report_has_every_chart_with_the_recorded_figures() -> None:
