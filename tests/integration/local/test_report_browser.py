@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from sluice.local.demo import outcome, summary
+from sluice.local.record import outcome, summary
 from sluice.local.report import render_report
 from tests.unit.local.test_report import small_record
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 from typing import Any
 
-from sluice.local.demo import outcome, summary
+import pytest
+
+from sluice.local import record as record_module
+from sluice.local import report as report_module
+from sluice.local.record import outcome, summary
 from sluice.local.report import charts, render_report
 
 
@@ -105,3 +110,10 @@ def test_report_without_shadow_or_drift_still_renders() -> None:
     record["outcome"] = outcome(record)
     page = render_report(record, summary(record))
     assert page.count('<div class="chart"') == 5
+
+
+@pytest.mark.parametrize("module", [record_module, report_module])
+def test_docstring_examples(module: Any) -> None:
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted > 0
