@@ -4,8 +4,8 @@ saved after every sample, and the outcome and summary drawn from it at the end.
 Keys: ``model``, ``started`` (epoch seconds), ``traffic`` (``[{t, version, status, count}]``,
 answers per second), ``rollouts`` (``[{t, name, phase, stage, step, weight, mirror,
 metrics: [{name, value, condition, verdict, samples}]}]``), ``routes`` (``[{t, stable,
-weights: {version: percent}}]``: the router's table), ``shadow`` (``[{t, agreement}]``: a
-rollout metric named ``agreement``), ``drift`` (one entry per closed window seen: ``{t,
+weights: {version: percent}}]``: the router's table), ``shadow`` (``[{t, agreement, condition}]``:
+a rollout metric named ``agreement``), ``drift`` (one entry per closed window seen: ``{t,
 version, index, status, rows, start, drifted_features, effects}``, effects being each
 feature's largest test effect), ``accuracy`` (``[{t, version, accuracy, labelled}]``),
 ``events`` (``[{t, what}]``), ``shift`` (``{t, feature, by}``: the injected drift) and
@@ -105,10 +105,12 @@ class Recorder:
                 {k: m.get(k) for k in ("name", "value", "condition", "verdict", "samples")}
                 for m in st.get("metrics") or []
             ]
-            agreement = [m["value"] for m in metrics
-                         if m["name"] == "agreement" and m["value"] is not None]  # fmt: skip
+            agreement = [m for m in metrics if m["name"] == "agreement" and m["value"] is not None]
             if agreement:
-                self.record["shadow"].append({"t": t, "agreement": agreement[0]})
+                self.record["shadow"].append({
+                    "t": t, "agreement": agreement[0]["value"],
+                    "condition": agreement[0]["condition"],
+                })  # fmt: skip
             self.record["rollouts"].append({
                 "t": t, "name": rollout["metadata"]["name"], "phase": st.get("phase", "Pending"),
                 "stage": st.get("stage", ""), "step": st.get("step", 0),

@@ -124,9 +124,16 @@ def analysis_chart(record: dict[str, Any]) -> go.Figure:
 def shadow_chart(record: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     samples = record.get("shadow") or []
-    fig.add_trace(go.Scatter(x=[s["t"] for s in samples], y=[s["agreement"] for s in samples],
+    ts = [s["t"] for s in samples]
+    fig.add_trace(go.Scatter(x=ts, y=[s["agreement"] for s in samples],
                              name="agreement", mode="lines+markers"))  # fmt: skip
-    return _layout(fig, "Shadow agreement", "share of rows agreeing")
+    condition = samples[-1].get("condition") if samples else None
+    limit = threshold(condition)
+    if limit is not None:
+        fig.add_trace(go.Scatter(x=[ts[0], ts[-1]], y=[limit, limit], mode="lines",
+                                 name=f"agreement {condition}", line={"dash": "dash"}))  # fmt: skip
+    fig.update_yaxes(range=[0, 1.05])
+    return _layout(fig, "Shadow agreement", "share of rows whose labels agree")
 
 
 def drift_chart(record: dict[str, Any]) -> go.Figure:

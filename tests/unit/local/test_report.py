@@ -51,7 +51,7 @@ def small_record() -> dict[str, Any]:
             {"t": 1.0, "version": "v1", "accuracy": 0.8, "labelled": 90},
             {"t": 2.0, "version": "v2", "accuracy": 0.9, "labelled": 10},
         ],
-        "shadow": [{"t": 1.0, "agreement": 0.97}],
+        "shadow": [{"t": 1.0, "agreement": 0.97, "condition": ">= 0.9"}],
         "events": [{"t": 0.0, "what": "steady traffic <v1>"}],
         "shift": {"t": 2.0, "feature": "monthly_charges", "by": 27.3},
         "outcome": {},
@@ -85,6 +85,8 @@ def test_report_has_every_chart_with_the_recorded_figures() -> None:
     assert "success >= 0.99" in names and "p99 <= 0.5" in names
     assert list(analysis.data[names.index("p99 <= 0.5")].y) == [0.5, 0.5]
 
+    shadow = charts(record)[3]
+    assert [t.name for t in shadow.data] == ["agreement", "agreement >= 0.9"]
     drift = charts(record)[4]
     assert [t.name for t in drift.data] == [
         "monthly_charges (v1)", "largest other (v1)",
