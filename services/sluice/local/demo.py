@@ -20,6 +20,7 @@ report (:func:`sluice.local.report.render_report`, from the record alone).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from typing import Annotated, Any
@@ -33,7 +34,6 @@ from sluice.local.cli import Home, canary_example, set_route, sluice_command, up
 from sluice.local.plan import Layout
 from sluice.local.prepare import MODEL, ROWS
 from sluice.local.record import Recorder, outcome, summary
-from sluice.local.report import render_report
 from sluice.local.stack import free_port, launch, redis_server_binary, wait_ready
 from sluice.local.state import Record, home_folder, live_record, read_secrets, save_record
 from sluice.local.traffic import Traffic, load_customers
@@ -202,18 +202,28 @@ def demo(
     home: Home = None,
     rows: Annotated[int, typer.Option(min=1000, help="Customers, when it starts a stack")] = ROWS,
     rate: Annotated[float, typer.Option(min=10, help="Requests per second")] = 100.0,
-    warmup: Annotated[float, typer.Option(help="Seconds of v1-only traffic first")] = 10.0,
-    timeout: Annotated[float, typer.Option(help="Seconds each step may take")] = 300.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds of v1-only traffic first")] = 10.0,
+    timeout: Annotated[float, typer.Option(min=10, help="Seconds each step may take")] = 300.0,
 ) -> None:
     """Show the system at work in a few minutes: traffic, a canary of v2 promoted on its
     analysis, a bad v3 rolled back, live accuracy from feedback, a drift the monitor names;
     a summary and an HTML report (stack/demo.html) at the end. Starts a stack when none
     runs (and leaves it running)."""
+    from sluice.local.report import render_report  # plotly: only this command needs it
+
     layout = Layout(home_folder(home))
     record = _stack(layout, rows)
-    result = run_demo(layout, record, warmup=warmup, timeout=timeout, rate=rate)
+    path, report = layout.stack / "demo.json", layout.stack / "demo.html"
+    try:
+        result = run_demo(layout, record, warmup=warmup, timeout=timeout, rate=rate)
+    except SluiceError:  # a step that never came: report what was recorded up to then
+        if path.exists():
+            result = json.loads(path.read_text())
+            result["outcome"] = outcome(result)
+            report.write_text(render_report(result, summary(result)))
+            typer.echo(f"the record so far: {path}, its report: {report}", err=True)
+        raise
     text = summary(result)
-    report = layout.stack / "demo.html"
     report.write_text(render_report(result, text))
     typer.echo("\n" + text)
-    typer.echo(f"\nrecord: {layout.stack / 'demo.json'}\nreport: {report}")
+    typer.echo(f"\nrecord: {path}\nreport: {report}")
