@@ -12,6 +12,7 @@ from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
 from sluice.feature_store.cli import serve as serve_feature_store
 from sluice.local.cli import down, status, up
+from sluice.local.demo import demo
 from sluice.model_server.cli import score
 from sluice.model_server.cli import serve as serve_model_server
 from sluice.rollout.cli import rollout_app
@@ -32,6 +33,7 @@ serve = typer.Typer(help="Run one Sluice service in the foreground.", no_args_is
 app.command("up")(up)
 app.command("down")(down)
 app.command("status")(status)
+app.command("demo")(demo)
 app.add_typer(serve, name="serve")
 app.add_typer(features_app, name="features")
 serve.command("feature-store")(serve_feature_store)

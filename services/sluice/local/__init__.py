@@ -6,4 +6,6 @@ and ``demo``.
 - ``prepare.py``: the churn data, its features materialised, two trained versions.
 - ``stack.py``: process supervision: start in process groups, wait ready, stop, report.
 - ``cli.py``: the commands.
+- ``demo.py``: ``sluice demo``'s story; ``traffic.py`` its load generator; ``record.py``
+  what it samples (``stack/demo.json``); ``report.py`` the HTML report drawn from that.
 """
