@@ -158,8 +158,10 @@ def test_redis_frozen_mid_rollout_holds_it_and_it_goes_on_after(stack: Stack) ->
         stack.wait_step(1)
         holder = leader(stack)
         os.kill(pid, signal.SIGSTOP)
-        try:  # frozen until the leader says it holds (its Redis calls time out)
+        try:  # frozen until the leader says it holds (its Redis calls time out): /readyz
+            # turns 503 on its own ping first, the reconcile loop's call times out after
             wait_for("holding", lambda: not ready(holder), timeout=60)
+            wait_for("holding", lambda: "holding every rollout" in holder.output(), timeout=60)
         finally:
             os.kill(pid, signal.SIGCONT)
         st = stack.wait_phase("Promoted", "Aborted", "Paused", timeout=90)
