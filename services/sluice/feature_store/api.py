@@ -22,6 +22,7 @@ from starlette.routing import Route
 from sluice.core.auth import (
     FEATURE_READ_TOKEN,
     FEATURE_WRITE_TOKEN,
+    Role,
     authorize,
     reader_role,
     writer_role,
@@ -33,19 +34,25 @@ from sluice.feature_store.definitions import FeatureView
 from sluice.feature_store.keys import effective_watermark
 from sluice.feature_store.retrieval import OnlineResult
 from sluice.feature_store.service import FeatureService
+from sluice.feature_store.settings import Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def roles(settings: Settings) -> tuple[Role, Role]:
+    """Who may read online features and who may write them, on our paths and Feast's."""
+    reader = reader_role("online feature reads", FEATURE_READ_TOKEN, settings.feature_read_token)
+    writer = writer_role(
+        "feature pushes", FEATURE_WRITE_TOKEN, settings.feature_write_token, settings.admin_token
+    )
+    return reader, writer
 
 
 def routes(service: FeatureService) -> list[Route]:
     """Plain Starlette routes: they skip FastAPI's per-request dependency machinery, which
     costs more than the rest of a one-entity lookup (bench/results/feature_store.md)."""
-    settings = service.settings
-    limit = settings.max_body_bytes
-    reader = reader_role("online feature reads", FEATURE_READ_TOKEN, settings.feature_read_token)
-    writer = writer_role(
-        "feature pushes", FEATURE_WRITE_TOKEN, settings.feature_write_token, settings.admin_token
-    )
+    limit = service.settings.max_body_bytes
+    reader, writer = roles(service.settings)
 
     async def list_views(request: Request) -> Response:
         """Every registered view: entity, features, ttl, materialised-until, freshest value."""

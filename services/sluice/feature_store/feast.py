@@ -33,17 +33,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluice.core.auth import (
-    FEATURE_READ_TOKEN,
-    FEATURE_WRITE_TOKEN,
-    authorize,
-    reader_role,
-    writer_role,
-)
+from sluice.core.auth import authorize
 from sluice.core.errors import InvalidInput, SluiceError, Unauthorized
 
 # the shared body reader and response shaping of our own routes
-from sluice.feature_store.api import EPOCH
+from sluice.feature_store.api import EPOCH, roles
 from sluice.feature_store.api import _body as body_of
 from sluice.feature_store.api import _columns as columns
 from sluice.feature_store.api import _json as json_ok
@@ -89,12 +83,8 @@ def feast_error(exc: SluiceError) -> Response:
 def feast_router(service: FeatureService) -> APIRouter:
     """Feast's three paths as plain routes (no per-request dependency machinery); the same
     tokens as our own paths (``core.auth``): reads as online reads, writes as pushes."""
-    settings = service.settings
-    limit = settings.max_body_bytes
-    reader = reader_role("online feature reads", FEATURE_READ_TOKEN, settings.feature_read_token)
-    writer = writer_role(
-        "feature pushes", FEATURE_WRITE_TOKEN, settings.feature_write_token, settings.admin_token
-    )
+    limit = service.settings.max_body_bytes
+    reader, writer = roles(service.settings)
 
     async def get_online_features(request: Request) -> Response:
         authorize(reader, request.headers.get("authorization"))
