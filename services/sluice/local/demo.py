@@ -209,7 +209,15 @@ def demo(
     analysis, a bad v3 rolled back, live accuracy from feedback, a drift the monitor names;
     a summary and an HTML report (stack/demo.html) at the end. Starts a stack when none
     runs (and leaves it running)."""
-    from sluice.local.report import render_report  # plotly: only this command needs it
+    try:  # plotly: only this command needs it (the demo extra)
+        from sluice.local.report import render_report
+    except ModuleNotFoundError as exc:
+        typer.secho(
+            f"error: the demo's report needs {exc.name}: install the demo extra "
+            "(uv sync --extra demo, or pip install 'sluice[demo]')",
+            err=True,
+        )
+        raise typer.Exit(2) from None
 
     layout = Layout(home_folder(home))
     record = _stack(layout, rows)
