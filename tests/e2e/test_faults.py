@@ -4,8 +4,9 @@ process, user traffic running through both routers all along.
 What a user would check: a model-server version killed under load costs no user request
 (stable answers), its breaker opens and closes by itself when the version is back; the
 router restarted mid-rollout loses no count and the rollout goes on at its step; the rollout
-controller restarted mid-rollout goes on at its step; Redis frozen mid-rollout holds the
-rollout (no step, no rollback on missing data) and it goes on after.
+controller restarted mid-rollout goes on at its step; Redis frozen, or killed and started
+again, mid-rollout holds the rollout (no step, no rollback on missing data), users are
+answered all along, and the rollout and the prediction log go on after.
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from sluice.core.predlog import stream_key
 from sluice.core.tally import read_window
-from tests.support.procs import Process
-from tests.support.rollouts import MODEL, SUCCESS, Stack, canary, gauge, leader, port_of, traffic
+from tests.support.procs import Process, redis_on
+from tests.support.rollouts import (
+    AOF,
+    MODEL,
+    SUCCESS,
+    Stack,
+    canary,
+    gauge,
+    leader,
+    port_of,
+    traffic,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -171,4 +183,42 @@ def test_redis_frozen_mid_rollout_holds_it_and_it_goes_on_after(stack: Stack) ->
     assert sorted(stack.steps_done()) == [f"step {i}" for i in range(5)]  # each once
     held = [p.output() for p in stack.controllers]
     assert any("holding every rollout" in out for out in held)
+    assert set(seen) == {200}, seen  # users never waited on Redis
+
+
+def logged(stack: Stack) -> int:
+    """Entries in the model's prediction-log stream."""
+
+    async def read() -> int:
+        client = aioredis.from_url(stack.env["SLUICE_REDIS_URL"])
+        try:
+            return int(await client.xlen(stream_key(MODEL)))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
+
+
+def test_redis_killed_and_started_again_mid_rollout_holds_it_and_everything_goes_on(
+    stack: Stack,
+) -> None:
+    stack.apply(slow_canary("4s"))
+    port = int(stack.env["SLUICE_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    with traffic(stack) as seen:
+        stack.wait_step(1)
+        holder = leader(stack)
+        mark = len(holder.output())  # what it logs from here on
+        stack.redis.stop(signal.SIGKILL)
+        wait_for("holding", lambda: "holding every rollout" in holder.output()[mark:], 60)
+        answered = seen[200]
+        wait_for("answering without Redis", lambda: seen[200] >= answered + 30, timeout=60)
+        stack.redis = stack.exits.enter_context(redis_on(port, stack.work / "redis", *AOF))
+        wait_for("reconciling again", lambda: "reachable again" in holder.output()[mark:], 60)
+        after = logged(stack)
+        wait_for("the prediction log going on", lambda: logged(stack) >= after + 30, 60)
+        st = stack.wait_phase("Promoted", "Aborted", "Paused", timeout=90)
+    assert st["phase"] == "Promoted", st
+    reasons = [e["reason"] for e in stack.events()]
+    assert "CheckFailed" not in reasons and "AnalysisFailed" not in reasons, reasons
+    assert sorted(stack.steps_done()) == [f"step {i}" for i in range(5)]  # each once
     assert set(seen) == {200}, seen  # users never waited on Redis

@@ -26,12 +26,13 @@ import yaml
 from sluice.core.registry import ModelRegistry
 from sluice.trainer.data import generate_churn
 from sluice.trainer.service import train_and_register
-from tests.support.procs import Process, free_port, redis_server, running, sluice_command
+from tests.support.procs import Process, free_port, redis_on, running, sluice_command
 
 TOKEN = "rollout-e2e-token"
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
 MODEL = "churn"
 SUCCESS = {"name": "success", "builtin": "successRate", "condition": ">= 0.95"}
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
 P99 = {"name": "p99", "builtin": "latencyP99", "condition": "<= 0.15"}
 
 
@@ -234,7 +235,11 @@ def rollout_stack(work: Path) -> Iterator[Stack]:
     rows = [{str(k): _plain(v) for k, v in r.items() if k in names or k == card.entity_key}
             for r in table.head(300).to_dict("records")]  # fmt: skip
     with ExitStack() as exits:
-        redis_url, redis = exits.enter_context(redis_server(work / "redis"))
+        # AOF fsynced on every write, so a test may kill Redis and start it again on the
+        # same port and folder with nothing lost (the chart's AOF syncs every second).
+        redis_port = free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis = exits.enter_context(redis_on(redis_port, work / "redis", *AOF))
         env = {
             **os.environ, "SLUICE_REDIS_URL": redis_url, "SLUICE_ADMIN_TOKEN": TOKEN,
             "SLUICE_ROUTER_FEATURE_LOOKUP": "off", "SLUICE_ROUTER_TALLY_FLUSH_SECONDS": "0.1",
