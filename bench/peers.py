@@ -247,6 +247,9 @@ def main() -> None:
         redis_url, redis_pid = stack.enter_context(redis(work))
         entity = online_features(work, redis_url)
         rt_url, rt_pid = stack.enter_context(router(work, redis_url, registry, ours))
+        gc_url, gc_pid = stack.enter_context(
+            router(work, redis_url, registry, ours, SLUICE_ROUTER_GC_FREEZE="false")
+        )
         infer = "/v2/models/churn/infer"
         targets = [
             Target("sluice model server", ours + infer, {"server": ours_pid}),
@@ -262,6 +265,11 @@ def main() -> None:
                 "sluice router -> sluice model server",
                 rt_url + infer,
                 {"proxy": rt_pid, "upstream": ours_pid},
+            ),
+            Target(
+                "sluice router, Python's default GC -> sluice model server",
+                gc_url + infer,
+                {"proxy": gc_pid, "upstream": ours_pid},
             ),
             Target(
                 "end to end: customer id -> router + online store -> sluice model server",
@@ -385,16 +393,20 @@ def online_features(work: Path, redis_url: str) -> Path:
 
 
 @contextmanager
-def router(work: Path, redis_url: str, registry: Path, upstream: str) -> Iterator[tuple[str, int]]:
-    """``sluice serve router`` as deployed (prediction log on), one route to ``upstream``."""
+def router(
+    work: Path, redis_url: str, registry: Path, upstream: str, **more: str
+) -> Iterator[tuple[str, int]]:
+    """``sluice serve router`` as deployed (prediction log on), one route to ``upstream``;
+    ``more`` environment variables on top."""
     port = free_port()
     argv = [str(Path(sys.executable).with_name("sluice")), "serve", "router",
             "--redis-url", redis_url, "--registry", str(registry), "--port", str(port),
             "--log-level", "WARNING"]  # fmt: skip
     # the upstream timeout of wrk's own (10 s): a queue at c=64 on a busy machine is latency
     # to measure, not the router's 2 s default giving up (504)
-    env = {"SLUICE_ADMIN_TOKEN": TOKEN, "SLUICE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "10"}
-    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, work / "router.log") as served:
+    env = {"SLUICE_ADMIN_TOKEN": TOKEN, "SLUICE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "10", **more}
+    log = work / f"router-{port}.log"
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as served:
         response = httpx.put(
             f"{served[0]}/admin/v1/routes/churn",
             json={"upstreams": {"v1": upstream}, "stable": "v1"},
@@ -440,7 +452,8 @@ def measure(
     targets: list[Target], body: Path, script: Path, concurrency: int, args: argparse.Namespace
 ) -> list[Row]:
     rounds: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
-    for _ in range(args.repeat):
+    for n in range(args.repeat):
+        print(f"  c={concurrency} round {n + 1}/{args.repeat}", file=sys.stderr, flush=True)
         for target in targets:
             before = {role: tree_cpu_seconds(pid) for role, pid in target.pids.items()}
             try:
@@ -543,6 +556,7 @@ def ratios(rows: list[Row]) -> Iterator[str]:
         ml, ks = find("MLServer", concurrency), find("KServe", concurrency)
         ng, rt = find("nginx", concurrency), find("sluice router", concurrency)
         uv = find("sluice model server on uvloop", concurrency)
+        untuned = find("sluice router, Python's default GC", concurrency)
         e2e = find("end to end", concurrency)
         if e2e and ours:
             yield (
@@ -576,6 +590,14 @@ def ratios(rows: list[Row]) -> Iterator[str]:
                 f"model server behind the router costs {rt.cpu_us['upstream']:.0f} us a request "
                 f"(behind nginx {ng.cpu_us['upstream']:.0f}, called directly "
                 f"{ours.total_cpu_us:.0f})"
+            )
+        if rt and untuned:
+            yield (
+                f"- c={concurrency}: router with its startup heap frozen out of the GC (the "
+                f"default) against Python's default GC: proxy CPU per request "
+                f"{rt.cpu_us['proxy']:.0f} vs {untuned.cpu_us['proxy']:.0f} us, p99 "
+                f"{rt.p99_ms:.2f} vs {untuned.p99_ms:.2f} ms, p99.9 {rt.p999_ms:.2f} vs "
+                f"{untuned.p999_ms:.2f} ms"
             )
 
 
