@@ -201,8 +201,9 @@ def hello_server(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def model_server(
-    work: Path, registry: Path, mode: str, batch: int = 0, loop: str = "uvloop"
+    work: Path, registry: Path, mode: str, batch: int = 0, loop: str | None = None
 ) -> Iterator[tuple[str, int]]:
+    """``sluice serve model-server`` on ``loop``, else on the service's default loop."""
     port = free_port()
     sluice = Path(sys.executable).with_name("sluice")
     argv = [str(sluice), "serve", "model-server", "--registry", str(registry),
@@ -211,9 +212,10 @@ def model_server(
         "SLUICE_MODEL_SERVER_INFERENCE_MODE": mode,
         "SLUICE_MODEL_SERVER_BATCH_MAX_ROWS": str(batch),
         "SLUICE_MODEL_SERVER_LOG_LEVEL": "WARNING",
-        "SLUICE_MODEL_SERVER_EVENT_LOOP": loop,
     }
-    log = work / f"{mode}-{batch}-{loop}.log"
+    if loop is not None:
+        env["SLUICE_MODEL_SERVER_EVENT_LOOP"] = loop
+    log = work / f"{mode}-{batch}-{loop or 'default'}-{port}.log"
     with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as served:
         yield served
 
