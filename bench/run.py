@@ -37,6 +37,7 @@ QUICK: dict[str, list[str]] = {
     "model_server": ["--repeat", "1", "--duration", "2"],
     "router": ["--repeat", "1", "--duration", "2"],
     "peers": ["--repeat", "1", "--duration", "2"],
+    "scale": ["--repeat", "1", "--duration", "2", "--processes", "1", "2"],
     "feature_store": ["--runs", "1", "--requests", "500"],
     "drift_monitor": ["--runs", "1"],
     "rollout": ["--rounds", "1"],

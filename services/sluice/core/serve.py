@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 
 import uvicorn
 from fastapi import FastAPI
@@ -45,4 +46,18 @@ def run_app(app: FastAPI, settings: ServiceSettings) -> None:
     )
     if settings.gc_freeze:
         freeze_startup_heap()
-    uvicorn.Server(config).run()
+    sockets = [shared_socket(settings.host, settings.port)] if settings.reuse_port else None
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT: other processes binding the
+    same way share the port (uvicorn listens on it once the app has started)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
+    # say they are TCP, and with Nagle on every answer waited 40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock

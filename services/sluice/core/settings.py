@@ -37,6 +37,11 @@ class ServiceSettings(BaseSettings):
     """The event loop uvicorn runs on (bench/peers.py measures both: see
     docs/benchmarks.md for CPU per request and tails at concurrency)."""
 
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, so several processes of this service on one host share the
+    port and the kernel spreads connections among them (bench/scale.py; one process per
+    pod is the usual way on Kubernetes)."""
+
     gc_freeze: bool = True
     """Before serving, move every object made at startup (modules, the app, the model)
     out of the cyclic GC's reach and collect the youngest generation every 5,000

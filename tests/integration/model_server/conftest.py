@@ -61,13 +61,17 @@ StartServer = Callable[..., AbstractContextManager[Process]]
 
 @pytest.fixture(scope="session")
 def start_server(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> StartServer:
-    """Start `sluice serve model-server` on a random port; extra settings as keywords."""
+    """Start `sluice serve model-server` on ``port`` or a random one; extra settings as
+    keywords."""
 
     @contextmanager
     def start(
-        registry: Path | None = None, ready_path: str | None = "/readyz", **settings: Any
+        registry: Path | None = None,
+        ready_path: str | None = "/readyz",
+        port: int | None = None,
+        **settings: Any,
     ) -> Iterator[Process]:
-        port = free_port()
+        port = port or free_port()
         argv = [*sluice_command(), "serve", "model-server",
                 "--registry", str(registry or trained.registry.root),
                 "--model", MODEL, "--version", VERSION, "--port", str(port)]  # fmt: skip

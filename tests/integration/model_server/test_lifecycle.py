@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from tests.integration.model_server.conftest import (
     Trained,
     v2_inputs,
 )
+from tests.support.procs import free_port, listeners
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +92,28 @@ def test_sigterm_lets_in_flight_requests_finish(
         # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly
         assert proc.popen.wait(15) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in proc.output()
+
+
+def test_with_reuse_port_two_servers_share_one_port_and_either_serves_it_alone(
+    start_server: StartServer, trained: Trained
+) -> None:
+    body = {"inputs": v2_inputs(trained.rows.head(3))}
+    port = free_port()
+    with (
+        start_server(port=port, reuse_port=True) as first,
+        start_server(port=port, reuse_port=True) as second,
+    ):
+        deadline = time.monotonic() + 60  # its /readyz check may have reached the first
+        while listeners(port) < 2:
+            assert second.popen.poll() is None, second.output()  # bound it, did not fail
+            assert time.monotonic() < deadline, "the second server never listened"
+            time.sleep(0.1)
+        assert first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        for _ in range(20):  # new connections each time: all reach the one left
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(f"{second.url}/v2/models/{MODEL}/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["outputs"][0]["data"]) == 3
 
 
 class _SlowClient:
