@@ -271,6 +271,10 @@ def test_one_rollout_is_promoted_and_the_other_aborted_on_its_evidence(
     (line,) = [ln for ln in described.splitlines() if ln.strip().startswith("error-rate")]
     assert "0.15" in line
     assert "fail" in line
+    watched = plugin("get", "upsell-canary", "-n", namespace, "--watch", "--interval", "0.2")
+    assert watched.returncode == 0, watched.stderr  # a final phase: shown once, then done
+    assert "error-rate" in watched.stdout
+    assert watched.stdout.strip().splitlines()[-1].startswith("✖ upsell-canary Aborted:")
 
     lease = client.CoordinationV1Api(api_client).read_namespaced_lease(LEASE, namespace)
     assert lease.spec.holder_identity == "controller-a"

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 import yaml
 
 from sluice.core.errors import InvalidInput, NotFound, SluiceError, Unavailable
+
+if TYPE_CHECKING:
+    from sluice.rollout.watch import Snapshot
 
 rollout_app = typer.Typer(
     help="Declare and steer rollouts through the rollout controller.", no_args_is_help=True
@@ -220,9 +224,7 @@ def get(
 
 
 def _watch(name: str, controller_url: str, interval: float) -> None:
-    from rich.console import Console
-
-    from sluice.rollout.watch import Snapshot, watch
+    from sluice.rollout.watch import Snapshot
 
     keeps_events = [True]  # in a cluster the controller keeps none (409): show the history
 
@@ -238,11 +240,23 @@ def _watch(name: str, controller_url: str, interval: float) -> None:
                 keeps_events[0] = False
         return Snapshot(doc, events)
 
+    show_watch(fetch, interval)
+
+
+def show_watch(fetch: Callable[[], Snapshot], interval: float, source: str = "controller") -> None:
+    """``--watch`` of ``sluice rollout get`` and ``kubectl sluice get``: until the rollout
+    is promoted or aborted, then its verdict line; Ctrl-C exits 130."""
+    from rich.console import Console
+
+    from sluice.rollout.watch import watch
+
     # in place only on a real terminal: FORCE_COLOR in a CI log gives colour, not cursor moves
     live = sys.stdout.isatty()
     width = None if live or "COLUMNS" in os.environ else LOG_WIDTH  # a log: wrap less than at 80
     try:
-        line = watch(fetch, Console(highlight=False, width=width), interval, live=live)
+        line = watch(
+            fetch, Console(highlight=False, width=width), interval, live=live, source=source
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     typer.echo(line)

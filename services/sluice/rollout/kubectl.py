@@ -33,7 +33,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
 from sluice.core.errors import InvalidInput, NotFound, SluiceError, Unauthorized, Unavailable
-from sluice.rollout.cli import describe, table
+from sluice.rollout.cli import describe, show_watch, table
 from sluice.rollout.errors import RolloutNotFound
 from sluice.rollout.resource import ACTION_ANNOTATION, GROUP, PLURAL, VERSION
 
@@ -154,11 +154,31 @@ def get(
     kubeconfig: Kubeconfig = None,
     namespace: Namespace = None,
     context: Context = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "-w", "--watch", help="Show it live until it is promoted or aborted (then exit 0)"
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="With --watch: seconds between two looks")
+    ] = 2.0,
 ) -> None:
     """One rollout: phase, step, weight and every analysis value against its condition."""
     if output not in ("text", "yaml", "json"):
         raise InvalidInput(f"--output {output!r}: one of text, yaml, json")
+    if watch and output != "text":
+        raise InvalidInput(f"--watch shows text, not -o {output}")
     cluster = connect(kubeconfig, context, namespace)
+    if watch:
+        from sluice.rollout.watch import Snapshot
+
+        def fetch() -> Snapshot:  # no events here: the status' history is shown
+            doc = cluster.call(cluster.api.get_namespaced_custom_object, name, name=name)
+            return Snapshot(doc, None)
+
+        show_watch(fetch, interval, source="API server")
+        return
     typer.echo(
         _show(cluster.call(cluster.api.get_namespaced_custom_object, name, name=name), output)
     )

@@ -13,7 +13,8 @@ API) and shows it:
 It returns a one-line verdict when the rollout reaches a final phase (``Promoted`` or
 ``Aborted``; ``Degraded`` is not final: the controller leaves it by itself once the
 route is usable again). A controller that cannot be reached (or answers 5xx) is shown as
-``controller unreachable since HH:MM:SS`` and asked again at every interval; any other
+``controller unreachable since HH:MM:SS`` (``API server`` for ``kubectl sluice get --watch``)
+and asked again at every interval; any other
 error (unknown name, wrong token) ends the watch.
 """
 
@@ -211,16 +212,18 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     live: bool | None = None,
+    source: str = "controller",
 ) -> str:
     """Show the rollout until it finishes; returns the verdict line (not printed).
-    ``live``: redraw in place (default: when ``console`` is a terminal)."""
+    ``live``: redraw in place (default: when ``console`` is a terminal); ``source``: what
+    ``fetch`` asks, named when it cannot be reached."""
     if console.is_terminal if live is None else live:
         with Live(console=console, auto_refresh=False, redirect_stdout=False) as screen:
 
             def redraw(snap: Snapshot | None, problem: str | None, foot: str) -> None:
                 screen.update(Group(view(snap, problem), Text(foot, style="dim")), refresh=True)
 
-            return _loop(fetch, interval, sleep, clock, redraw)
+            return _loop(fetch, interval, sleep, clock, redraw, source)
     last: list[tuple[Any, ...]] = []
 
     def show(snap: Snapshot | None, problem: str | None, _: str) -> None:
@@ -232,7 +235,7 @@ def watch(
             console.out(block + "\n", highlight=False)
             last[:] = [key]
 
-    return _loop(fetch, interval, sleep, clock, show)
+    return _loop(fetch, interval, sleep, clock, show, source)
 
 
 def _loop(
@@ -241,6 +244,7 @@ def _loop(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
     show: Callable[[Snapshot | None, str | None, str], None],
+    source: str,
 ) -> str:
     snap: Snapshot | None = None
     down_since: float | None = None
@@ -252,7 +256,7 @@ def _loop(
         except Unavailable as exc:
             down_since = down_since if down_since is not None else clock()
             problem = (
-                f"controller unreachable since {_clock(down_since)}, retrying every "
+                f"{source} unreachable since {_clock(down_since)}, retrying every "
                 f"{interval:g}s: {exc.message}"
             )
         show(snap, problem, f"refreshed {_clock(clock())}, every {interval:g}s; Ctrl-C to stop")
