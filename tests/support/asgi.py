@@ -67,3 +67,11 @@ class AppClient:
             return list(await asyncio.gather(*(self._client.post(url, json=b) for b in bodies)))
 
         return self._runner.run(send())
+
+    def get_concurrently(self, url: str, n: int, **kwargs: Any) -> list[httpx.Response]:
+        """``n`` GETs at once (each on a connection of its own to whatever the app calls)."""
+
+        async def send() -> list[httpx.Response]:
+            return list(await asyncio.gather(*(self._client.get(url, **kwargs) for _ in range(n))))
+
+        return self._runner.run(send())

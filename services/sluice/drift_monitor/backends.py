@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 from redis.utils import HIREDIS_AVAILABLE
 
+from sluice.core import redisclient
 from sluice.core.lease import RedisLease
 from sluice.core.predlog import stream_key
 from sluice.drift_monitor.batch import RawEntry
@@ -66,7 +67,7 @@ class HiredisPackingConnection(aioredis.Connection):
 
 def connect(url: str) -> aioredis.Redis:
     """The asyncio client of the monitor (a TLS or Unix-socket URL keeps redis-py's class)."""
-    return aioredis.Redis.from_url(url, connection_class=HiredisPackingConnection)
+    return redisclient.connect(url, connection_class=HiredisPackingConnection)
 
 
 def state_key(model: str, *parts: str) -> str:

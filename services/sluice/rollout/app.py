@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +16,7 @@ from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, install_openapi
+from sluice.core.redisclient import connect
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.rollout.api import admin_router
 from sluice.rollout.backends import (
@@ -45,7 +45,7 @@ def create_app(
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics(registry)
-    redis = aioredis.Redis.from_url(
+    redis = connect(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
     )
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)

@@ -26,6 +26,7 @@ from sluice.core.health import health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, V2_PATHS, install_openapi, v1_paths
+from sluice.core.redisclient import connect
 from sluice.core.registry import ModelRegistry
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.core.tally import RedisTallyWriter, Tally
@@ -71,7 +72,7 @@ def create_app(
     metrics = Metrics(registry)
     redis: aioredis.Redis | None = None
     if store is None or samples is None or predlog is None:
-        redis = aioredis.Redis.from_url(
+        redis = connect(
             settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
         )
     if store is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 from sluice.rollout.app import create_app
 from sluice.rollout.settings import Settings
 from tests.support.asgi import AppClient
+from tests.support.procs import free_port, redis_on
+from tests.support.rollouts import AOF
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +115,20 @@ def test_a_second_rollout_of_the_same_model_is_refused(client: AppClient) -> Non
     other["metadata"] = {"name": "churn-again"}
     resp = client.put("/admin/v1/rollouts/churn-again", json=other, headers=ADMIN)
     assert resp.status_code == 422 and "already has a rollout" in resp.json()["error"]["message"]
+
+
+def test_redis_restarted_with_its_data_costs_no_call_an_error(tmp_path: Path) -> None:
+    """Every connection the pool held died with Redis: none of them reaches a caller."""
+    port = free_port()
+    settings = Settings(  # type: ignore[arg-type]
+        redis_url=f"redis://127.0.0.1:{port}/0", admin_token=TOKEN, tick_seconds=0.1
+    )
+    url = "/admin/v1/rollouts/churn"
+    with redis_on(port, tmp_path / "redis", *AOF) as redis, AppClient(create_app(settings)) as c:
+        assert c.put(url, json=example(), headers=ADMIN).is_success
+        before = c.get_concurrently(url, 4, headers=ADMIN)  # four pooled connections
+        redis.stop(signal.SIGKILL)  # the app runs nothing between calls: no call notices
+        with redis_on(port, tmp_path / "redis", *AOF):
+            after = c.get_concurrently(url, 4, headers=ADMIN)
+    assert [r.status_code for r in before + after] == [200] * 8, [r.text for r in after]
+    assert after[0].json()["spec"] == before[0].json()["spec"]

@@ -256,9 +256,7 @@ def test_redis_restarted_with_its_data_is_not_a_loss(setup: Setup) -> None:
                 wait_for(lambda: readyz(router)[0] == 200, 60, "/readyz 200 again")
                 answered = load.answered()
                 wait_for(lambda: load.answered() >= answered + 20, 60, "answers after")
-                # the admin API reads Redis itself: its first read on a restarted Redis may
-                # meet a pooled connection the restart broke (a 503), the next one answers
-                wait_for(lambda: route(router) != {}, 60, "the admin API reads the route")
+                # the admin API reads Redis itself, on pooled connections the restart broke
                 after = route(router)
                 lost = metric(router, "sluice_router_routing_table_lost_total")
         es.close()
