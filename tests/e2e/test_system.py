@@ -3,13 +3,17 @@ real process with its token.
 
 A user generates data, applies and materialises feature views, trains from the feature
 store, serves the version, routes to it, sends only entity ids through the router, and
-reads drift and performance figures back from the drift monitor.
+reads drift and performance figures back from the drift monitor. Last, the one Redis that
+holds the features, the routing table and the prediction log is frozen, then killed and
+started again from its AOF, under load.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,8 +23,10 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.procs import free_port, redis_server, running, sluice_command
+from tests.support.load import Load
+from tests.support.procs import Process, free_port, redis_on, running, sluice_command
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +34,7 @@ TOKEN = "e2e-admin-token"
 FEEDBACK_TOKEN = "e2e-feedback-token"
 REDIS_PASSWORD = "e2e-redis-password"
 ROWS = 3000
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 @dataclass
@@ -36,6 +43,16 @@ class System:
     router: str
     model_server: str
     drift: str
+    env: dict[str, str]
+    redis: Process
+    exits: ExitStack
+    redis_port: int
+    redis_dir: Path
+
+    def start_redis(self) -> None:
+        """Redis on its port again, from its AOF (after a test killed it)."""
+        args = (*AOF, "--requirepass", REDIS_PASSWORD)
+        self.redis = self.exits.enter_context(redis_on(self.redis_port, self.redis_dir, *args))
 
 
 def sluice(*args: str, env: dict[str, str]) -> str:
@@ -52,9 +69,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
     work = tmp_path_factory.mktemp("system")
     with ExitStack() as stack:
-        redis_url, _ = stack.enter_context(
-            redis_server(work / "redis", "--requirepass", REDIS_PASSWORD)
+        port = free_port()
+        redis = stack.enter_context(
+            redis_on(port, work / "redis", *AOF, "--requirepass", REDIS_PASSWORD)
         )
+        redis_url = f"redis://127.0.0.1:{port}/0"
         env = {
             **os.environ,
             "SLUICE_REDIS_URL": redis_url,  # no password in it: SLUICE_REDIS_PASSWORD
@@ -100,7 +119,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             "route", "set", "churn", "--router-url", router,
             "--upstream", f"v1={model_server}", "--stable", "v1", env=env,
         )  # fmt: skip
-        yield System(pd.read_parquet(data), router, model_server, drift)
+        table = pd.read_parquet(data)
+        yield System(table, router, model_server, drift, env, redis, stack, port, work / "redis")
 
 
 def features_of(table: pd.DataFrame, customer: str) -> dict[str, Any]:
@@ -186,3 +206,84 @@ def _wait_for_window(drift: str, timeout: float = 60) -> dict[str, Any]:
             return report
         time.sleep(0.2)
     raise AssertionError(f"no drift window closed within {timeout}s: {report}")
+
+
+def test_redis_frozen_then_killed_under_load_each_policy_holds_and_all_heals(
+    system: System,
+) -> None:
+    """Entity ids alone, one after another, while Redis is frozen (SIGSTOP), then killed
+    and started again from its AOF. A model whose ``on_missing`` is ``default`` answers
+    every request from the training defaults meanwhile; one that rejects answers 503
+    ``feature_lookup_unavailable``. Both heal by themselves, and the prediction log goes on.
+    """
+    customers = [str(c) for c in system.table["customer_id"].iloc[:50]]
+    route(system, "default")
+    with Load(system.router, customers) as load:
+        wait_for(lambda: load.answered() >= 20, "answers before")
+        for fault in ("frozen", "killed"):
+            gaps = unavailable(system)
+            if fault == "frozen":
+                system.redis.popen.send_signal(signal.SIGSTOP)
+            else:
+                system.redis.stop(signal.SIGKILL)
+            wait_for(lambda g=gaps: unavailable(system) >= g + 5, f"defaults while {fault}")
+            if fault == "frozen":
+                system.redis.popen.send_signal(signal.SIGCONT)
+            else:
+                system.start_redis()
+            written = logged(system)
+            wait_for(lambda w=written: logged(system) >= w + 20, f"the log after {fault}")
+            after = unavailable(system)
+            answered = load.answered()
+            wait_for(lambda a=answered: load.answered() >= a + 20, f"answers after {fault}")
+            assert unavailable(system) == after  # features looked up again, none defaulted
+    assert set(load.statuses) == {200}, load.report()
+    test_an_entity_id_alone_gets_the_prediction_of_its_full_feature_vector(system)
+
+    route(system, "reject")
+    with Load(system.router, customers) as load:
+        wait_for(lambda: load.answered() >= 20, "answers before")
+        system.redis.popen.send_signal(signal.SIGSTOP)
+        wait_for(lambda: load.statuses[503] >= 3, "503 while frozen")
+        system.redis.popen.send_signal(signal.SIGCONT)
+        mark = Counter(load.statuses)
+        wait_for(lambda: load.since(mark)[200] >= 20, "answers after")
+    assert set(load.statuses) == {200, 503}, load.report()
+    assert all("feature_lookup_unavailable" in e for e in load.errors), load.report()
+
+
+def route(system: System, on_missing: str) -> None:
+    revision = metric(system.router, "sluice_router_table_revision", model="churn")
+    sluice(
+        "route", "set", "churn", "--router-url", system.router, "--on-missing", on_missing,
+        "--upstream", f"v1={system.model_server}", "--stable", "v1", env=system.env,
+    )  # fmt: skip
+    table = "sluice_router_table_revision"
+    wait_for(lambda: metric(system.router, table, model="churn") > revision, "the route")
+
+
+def unavailable(system: System) -> float:
+    """Values of ``age`` the router could not look up and took the training default of."""
+    labels = {"feature": "age", "status": "UNAVAILABLE", "action": "default"}
+    return metric(system.router, "sluice_router_feature_gaps_total", model="churn", **labels)
+
+
+def logged(system: System) -> float:
+    return metric(system.router, "sluice_router_predlog_records_total", model="churn")
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a /metrics scrape (0 when absent)."""
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def wait_for(check: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)

@@ -115,7 +115,8 @@ class Route(_Frozen):
     """Percent of traffic copied to the candidate (shadow: default 100; canary: default 0)."""
     on_missing: MissingPolicy = "reject"
     """A feature missing or stale after lookup: refuse the request (422) or fill the
-    training default. Counted either way."""
+    training default; a lookup that failed: a 503, or every looked-up feature's default.
+    Counted either way."""
     predlog_sample: float | None = Field(default=None, gt=0, le=1)
     """Share of answered requests written to the prediction log while the route has no
     candidate; None: the router's ``predlog_sample`` setting. With a candidate (canary,

@@ -79,7 +79,7 @@ def route_set(
         int | None, typer.Option(help="Percent of traffic copied to the candidate.")
     ] = None,
     on_missing: Annotated[
-        str | None, typer.Option(help="Missing/stale features: reject or default.")
+        str | None, typer.Option(help="Missing, stale or unavailable features: reject or default.")
     ] = None,
     timeout: Annotated[
         list[str] | None, typer.Option(help="VERSION=SECONDS per-call timeout; repeat.")

@@ -6,7 +6,9 @@ left empty: features given in the request win. A value that is not there or too 
 (``NOT_FOUND``, ``OUTSIDE_MAX_AGE``, or ``NULL_VALUE`` for a feature that cannot be
 missing), or a feature no view provides, follows the model's policy: ``reject`` (the
 request fails with 422 naming the feature) or ``default`` (the training default from the
-model card). Each such cell is counted by (feature, status, action).
+model card). Each such cell is counted by (feature, status, action). A lookup that fails
+(the store down or slow) is our outage, a 503, under ``reject``; under ``default`` every
+looked-up feature is ``UNAVAILABLE`` and gets its default like any other gap.
 
 An entity id to look up must be one the feature store takes (``keys.entity_problem``: a
 string of 1 to 1,024 characters or an integer): ``plan`` refuses any other with
@@ -30,6 +32,8 @@ from sluice.router.errors import InvalidEntity
 PRESENT, NULL_VALUE = "PRESENT", "NULL_VALUE"
 NOT_IN_REQUEST = "NOT_IN_REQUEST"
 """Status of a missing feature that no feature view provides (only the request could)."""
+UNAVAILABLE = "UNAVAILABLE"
+"""Status of every looked-up feature when the lookup failed (the store is down or slow)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,16 @@ class Plan:
 
 Found = Mapping[str, tuple[Sequence[Any], Sequence[str]]]
 """ref -> (values, statuses), aligned with ``Plan.ids``."""
+
+
+def unavailable(todo: Plan) -> Found:
+    """What a failed lookup found: every ref ``UNAVAILABLE`` for every id.
+
+    >>> unavailable(Plan("id", ("v:a",), (0, 2), ("c1", "c3")))
+    {'v:a': ([None, None], ['UNAVAILABLE', 'UNAVAILABLE'])}
+    """
+    n = len(todo.ids)
+    return {ref: ([None] * n, [UNAVAILABLE] * n) for ref in todo.refs}
 
 
 class MissingFeatures(ValueError):

@@ -21,7 +21,7 @@ import orjson
 from sluice.core.errors import InvalidInput, MalformedJson, PayloadTooLarge, Unavailable
 from sluice.core.health import Check, Readiness
 from sluice.core.predlog import PredictionRecord
-from sluice.core.routes import Route, RoutingStore, RoutingTable, parse_route
+from sluice.core.routes import MissingPolicy, Route, RoutingStore, RoutingTable, parse_route
 from sluice.core.tally import Tally
 from sluice.router.backends import (
     HEADER_LENGTH,
@@ -42,6 +42,7 @@ from sluice.router.enrich import (
     plan,
     refusal_message,
     routing_key,
+    unavailable,
 )
 from sluice.router.errors import (
     BadGateway,
@@ -340,7 +341,7 @@ class RouterService:
         """One lookup for every targeted version; the shadow's gaps never fail the request."""
         everyone = [*schemas, shadow[1]] if shadow else schemas
         todo = plan(frame, everyone) if self.lookup is not None else None
-        lookup = None
+        lookup, failure = None, None
         if todo is not None and self.lookup is not None:
             started = time.perf_counter()
             timeout = self.settings.lookup_timeout_seconds
@@ -354,7 +355,10 @@ class RouterService:
                     raise PayloadTooLarge(message) from None
                 raise InvalidEntity(message) from None
             except Exception as exc:
-                raise self._lookup_failed(exc, timeout) from None
+                failure = self._lookup_failed(exc, timeout, route.on_missing)
+                if route.on_missing == "reject":
+                    raise failure from None
+                found = unavailable(todo)  # the policy fills them: answered all the same
             finally:
                 self.metrics.lookup_duration.observe(time.perf_counter() - started)
             lookup = (todo, found)
@@ -362,13 +366,18 @@ class RouterService:
             self._count_gaps(route.model, fill(frame, schemas, route.on_missing, lookup))
         except MissingFeatures as exc:
             self._count_gaps(route.model, exc.counts)
+            if failure is not None:  # a feature without a default: our outage all the same
+                raise failure from None
             raise MissingFeature(str(exc)) from None
 
-    def _lookup_failed(self, exc: Exception, timeout: float) -> LookupUnavailable:
+    def _lookup_failed(
+        self, exc: Exception, timeout: float, policy: MissingPolicy
+    ) -> LookupUnavailable:
         """Count and log a lookup that failed; the client's error says what happened, the
         log says where (addresses, the feature store's own words)."""
         self.metrics.lookup_errors.inc()
-        log.warning("feature lookup failed: %s: %s", type(exc).__name__, exc)
+        then = "filling training defaults" if policy == "default" else "refusing the request"
+        log.warning("feature lookup failed, %s: %s: %s", then, type(exc).__name__, exc)
         if isinstance(exc, TimeoutError):
             return LookupUnavailable(
                 f"feature lookup failed: the feature store did not answer within {timeout}s"

@@ -4,7 +4,7 @@ real outage is still a 503 that says what happened without our internal addresse
 
 Both lookup modes: ``redis`` (the router reads the online store in process) and ``http``
 (the router asks the feature store service). Their online store is a Redis of this module,
-with the churn features materialised, so the last test can stop it.
+with the churn features materialised, so the last tests can stop it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from tests.integration.router.conftest import (
     Stack,
     _load_features,
     metric,
+    wait_for,
 )
 from tests.support.procs import Process, free_port, redis_server, running, sluice_command
 
@@ -168,3 +170,36 @@ def test_an_online_store_that_is_down_is_a_503_without_our_addresses(
         # the online store's own line naming Redis, once an outage (redis)
         detail = [w for w in warnings(router) if port in w or "feature store answered 503" in w]
         assert detail, (mode, logged)
+
+
+def test_an_online_store_that_is_down_is_answered_with_defaults_under_that_policy(
+    stack: Stack, lookups: Lookups
+) -> None:
+    """The model's owner chose ``on_missing: default``: an outage of the online store is
+    answered with the training defaults, counted as UNAVAILABLE gaps and lookup errors."""
+    revision = stack.route(on_missing="default")["revision"]
+    customer = stack.customers(3)[2]
+    for router in lookups.routers.values():  # v1's schema is read while the store is up
+        wait_for(partial(applies, router.url or "", revision), 10, "the route")
+        predict(router.url or "", {"customer_id": customer})
+    lookups.redis.stop()  # stopped already when run after the test above
+    for mode, router in lookups.routers.items():
+        url = router.url or ""
+        wait_for(partial(applies, url, revision), 10, f"{mode}: the route")
+        errors = metric(url, LOOKUP_ERRORS)
+        gaps = {f: gap(url, f) for f in stack.features}
+        resp = predict(url, {"customer_id": customer})
+        assert resp.status_code == 200, (mode, resp.text)
+        assert resp.headers["x-sluice-version"] == "v1"
+        assert {f: gap(url, f) - n for f, n in gaps.items()} == dict.fromkeys(stack.features, 1)
+        assert metric(url, LOOKUP_ERRORS) == errors + 1
+        assert any("filling training defaults" in w for w in warnings(router)), mode
+
+
+def applies(url: str, revision: int) -> bool:
+    return metric(url, "sluice_router_table_revision", model=MODEL) >= revision
+
+
+def gap(url: str, feature: str) -> float:
+    labels = {"feature": feature, "status": "UNAVAILABLE", "action": "default"}
+    return metric(url, "sluice_router_feature_gaps_total", model=MODEL, **labels)

@@ -150,6 +150,26 @@ def test_a_lookup_failure_is_a_503(world: World) -> None:
     assert world.metric("sluice_router_feature_lookup_errors_total") == 1
 
 
+def test_a_lookup_failure_under_the_default_policy_is_answered_with_training_defaults(
+    world: World,
+) -> None:
+    world.route(on_missing="default")
+    world.lookup.fail = True
+    resp = world.predict({"customer_id": "C1"}, {"customer_id": "C2", "plan": "premium"})
+    assert resp.status_code == 200, resp.text
+    assert world.servers[V1_URL].calls[-1]["rows"] == [
+        {"tenure": 12.0, "plan": "basic"},
+        {"tenure": 12.0, "plan": "premium"},  # what the request gave still wins
+    ]
+    gaps = "sluice_router_feature_gaps_total"
+    for feature, n in (("tenure", 2), ("plan", 1)):
+        labels = {"feature": feature, "status": "UNAVAILABLE", "action": "default"}
+        assert world.metric(gaps, model="churn", **labels) == n
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 1  # still our outage
+    world.lookup.fail = False
+    assert world.predict({"customer_id": "C3"}).json()["predictions"][0]["label"] == "1"
+
+
 def test_a_bad_entity_id_is_a_422_naming_the_field_and_no_lookup(world: World) -> None:
     world.route()
     resp = world.predict({"customer_id": "C1"}, {"customer_id": ["C2"]})
