@@ -281,9 +281,20 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
     cluster = render("ci/redis-cluster-values.yaml")
     configs = by_kind(cluster, "ConfigMap")
     assert configs["sluice-feature-store"]["data"]["SLUICE_FEATURE_STORE_REDIS_CLUSTER"] == "true"
-    assert configs["sluice-router"]["data"]["SLUICE_ROUTER_FEATURE_LOOKUP"] == "http"
+    router = configs["sluice-router"]["data"]
+    assert "SLUICE_ROUTER_FEATURE_LOOKUP" not in router  # read in process, shard by shard
+    assert router["SLUICE_ROUTER_FEATURE_REDIS_CLUSTER"] == "true"
+    assert (
+        router["SLUICE_ROUTER_FEATURE_REDIS_URL"]
+        == (configs["sluice-feature-store"]["data"]["SLUICE_REDIS_URL"])
+    )
     job = by_kind(cluster, "Job")["sluice-materialize"]
     assert "--redis-cluster" in pod_spec(job)["containers"][0]["args"]
+
+
+def test_a_redis_cluster_without_its_url_is_refused(helm: Path) -> None:
+    done = run_failing(helm, "--set", "redis.onlineStore.cluster=true")
+    assert "redis.onlineStore.url is required when redis.onlineStore.cluster is true" in done
 
 
 def test_redis_keeps_its_data_by_default(render: Render) -> None:

@@ -103,6 +103,7 @@ def create_app(
         lookup = StoreFeatureLookup.from_url(
             settings.feature_redis_url or settings.redis_url,
             timeout=settings.lookup_timeout_seconds,
+            cluster=settings.feature_redis_cluster,
         )
     elif lookup is None and settings.feature_lookup == "http":
         assert settings.feature_store_url is not None

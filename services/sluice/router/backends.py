@@ -339,11 +339,14 @@ class StoreFeatureLookup:
         self.max_entities = max_entities
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float) -> StoreFeatureLookup:
+    def from_url(cls, url: str, *, timeout: float, cluster: bool = False) -> StoreFeatureLookup:
         from sluice.feature_store.backends import RedisOnlineStore
 
         # the router bounds each lookup with asyncio.timeout (RouterService._enrich)
-        return cls(RedisOnlineStore.from_url(url, timeout=timeout, command_timeout=False))
+        store = RedisOnlineStore.from_url(
+            url, cluster=cluster, timeout=timeout, command_timeout=False
+        )
+        return cls(store)
 
     async def lookup(self, refs: Sequence[str], entity_key: str, ids: Sequence[Any]) -> Found:
         try:

@@ -74,6 +74,9 @@ class Settings(ServiceSettings, RedisSettings):
 
     feature_redis_url: str | None = None
     """The online store's Redis when it is not ``SLUICE_REDIS_URL`` (``redis`` lookup)."""
+    feature_redis_cluster: bool = False
+    """The online store is a Redis Cluster (``redis`` lookup; give ``feature_redis_url``):
+    read with the cluster client, one pipeline per shard the request's entities hash to."""
 
     registry: Path | None = None
     """A model registry to read model cards from (entity key, feature refs, defaults) when
@@ -224,5 +227,12 @@ class Settings(ServiceSettings, RedisSettings):
         if self.feature_lookup == "http" and not self.feature_store_url:
             raise ValueError(
                 f"{env_var('feature_lookup')}=http needs {env_var('feature_store_url')}"
+            )
+        if self.feature_redis_cluster and (
+            self.feature_lookup != "redis" or not self.feature_redis_url
+        ):
+            raise ValueError(
+                f"{env_var('feature_redis_cluster')}=true needs {env_var('feature_lookup')}=redis"
+                f" and {env_var('feature_redis_url')} (the routing table's Redis is no cluster)"
             )
         return self

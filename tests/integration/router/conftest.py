@@ -91,8 +91,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "cond
     return time.monotonic() - started
 
 
-async def _load_features(url: str, definitions: Path) -> None:
-    store = RedisOnlineStore.from_url(url)
+async def _load_features(url: str, definitions: Path, *, cluster: bool = False) -> None:
+    store = RedisOnlineStore.from_url(url, cluster=cluster)
     try:
         repo = load_repo(definitions)
         await store.refresh()
