@@ -23,6 +23,7 @@ from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, install_openapi
+from sluice.core.redisclient import connect
 from sluice.core.registry import ModelRegistry
 from sluice.drift_monitor.api import add_routes
 from sluice.drift_monitor.backends import (
@@ -32,7 +33,6 @@ from sluice.drift_monitor.backends import (
     RedisStateStore,
     StateStore,
     WebhookAlertSink,
-    connect,
 )
 from sluice.drift_monitor.feedback import FeedbackStore, RedisFeedbackStore
 from sluice.drift_monitor.metrics import Metrics

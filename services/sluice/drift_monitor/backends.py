@@ -8,7 +8,6 @@ lives on one Redis Cluster shard and a Lua script may touch all of it at once.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import datetime
 import email.utils
 import logging
@@ -16,15 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import hiredis
 import httpx
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
-from redis.typing import EncodableT
-from redis.utils import HIREDIS_AVAILABLE
 
-from sluice.core import redisclient
 from sluice.core.lease import RedisLease
 from sluice.core.predlog import stream_key
 from sluice.drift_monitor.batch import RawEntry
@@ -34,40 +29,6 @@ log = logging.getLogger(__name__)
 
 STREAM_PATTERN = "sluice:predlog:{*}"
 REPLICAS_KEY = "sluice:drift:replicas"
-
-
-class HiredisPackingConnection(aioredis.Connection):
-    """redis-py's asyncio connection, packing commands in C with hiredis.
-
-    redis-py's sync connections pack with hiredis when it is installed; its asyncio ones
-    still pack in Python, argument by argument (redis/redis-py#4176). The monitor sends
-    two arguments per log entry (the HSET that keeps predictions for the ground-truth
-    join) and one more (XACK): packing those 3,000 arguments of a 1,000-entry batch
-    took 2.2 ms in Python and takes 0.45 ms in hiredis, with the same bytes on the wire.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        encoder = self.encoder
-        self._hiredis = (
-            HIREDIS_AVAILABLE
-            and codecs.lookup(encoder.encoding).name == "utf-8"
-            and encoder.encoding_errors == "strict"
-        )
-
-    def pack_command(self, *args: EncodableT) -> list[bytes]:
-        name = args[0]
-        if self._hiredis and isinstance(name, str) and " " not in name:
-            try:
-                return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # stub: 1-tuple
-            except TypeError:  # a value redis-py refuses: let it say why
-                pass
-        return super().pack_command(*args)
-
-
-def connect(url: str) -> aioredis.Redis:
-    """The asyncio client of the monitor (a TLS or Unix-socket URL keeps redis-py's class)."""
-    return redisclient.connect(url, connection_class=HiredisPackingConnection)
 
 
 def state_key(model: str, *parts: str) -> str:

@@ -23,6 +23,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from sluice.core.redisclient import HiredisPackingConnection
 from sluice.feature_store import keys
 from sluice.feature_store.codec import encode
 from sluice.feature_store.definitions import FeatureView
@@ -139,7 +140,7 @@ def connect(
     }
     if cluster:
         return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+    return Redis.from_url(url, connection_class=HiredisPackingConnection, **options)
 
 
 class RedisOnlineStore:

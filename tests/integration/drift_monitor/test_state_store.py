@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from sluice.drift_monitor.backends import RedisStateStore, connect
+from sluice.core.redisclient import connect
+from sluice.drift_monitor.backends import RedisStateStore
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The monitor's Redis connections pack commands with hiredis: same bytes, same errors."""
+"""Our Redis connections pack commands with hiredis: same bytes, same errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import DataError
 
-from sluice.drift_monitor.backends import HiredisPackingConnection, connect
+from sluice.core.redisclient import HiredisPackingConnection, connect
 
 COMMANDS = [
     ("HSET", "sluice:drift:{churn}:pred:7", "r1", b"v1\x1f{}", "é/2", b"\x00\xff"),
