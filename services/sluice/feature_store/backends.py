@@ -302,6 +302,14 @@ class RedisOnlineStore:
         """Await a Redis call; an unreachable Redis becomes OnlineStoreUnavailable (503)."""
         try:
             result = await pending
+        except rx.MovedError as exc:  # a cluster node asked through the single-Redis client
+            log.error("Redis at %s is a Redis Cluster node (it answered MOVED): give the "
+                      "online store's cluster setting (SLUICE_FEATURE_STORE_REDIS_CLUSTER, "
+                      "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER)", self._where)  # fmt: skip
+            raise OnlineStoreUnavailable(
+                "the online store is unavailable: its Redis is a cluster this service was "
+                "not configured for"
+            ) from exc
         except _UNAVAILABLE as exc:
             if not self._down:  # the address and the detail go to our log, once an outage
                 self._down = True

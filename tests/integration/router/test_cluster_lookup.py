@@ -1,11 +1,14 @@
 """The router reads features from a Redis Cluster in process (``feature_lookup: redis`` with
 ``feature_redis_cluster``): the same answers as from a single Redis, for entities spread over
-all three shards, and a client's bad id is still the client's 422."""
+all three shards. A router not told its online store is a cluster says so in its log and
+answers 503, not 500."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,26 +21,40 @@ LOOKUPS = "sluice_router_feature_lookup_duration_seconds_count"
 
 
 @pytest.fixture(scope="module")
-def cluster_router(
+def features_on_cluster(
     stack: Stack, redis_cluster: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
+) -> Path:
+    """The churn features materialised into the cluster; a folder for the routers' logs."""
     root = tmp_path_factory.mktemp("cluster-lookup")
     source = root / "churn.parquet"
     stack.table.to_parquet(source)
     definitions = root / "features.yaml"
     definitions.write_text(EXAMPLES.read_text().replace("../../.sluice/churn.parquet", str(source)))
     asyncio.run(_load_features(redis_cluster, definitions, cluster=True))
+    return root
+
+
+@contextmanager
+def router(stack: Stack, root: Path, redis_cluster: str, cluster: bool) -> Iterator[Process]:
     port = free_port()
     argv = [*sluice_command(), "serve", "router", "--redis-url", stack.redis_url,
             "--registry", str(stack.registry.root), "--port", str(port)]  # fmt: skip
     env = {
         "SLUICE_ROUTER_FEATURE_REDIS_URL": redis_cluster,
-        "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER": "true",
+        "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER": str(cluster).lower(),
     }
     with running(
-        argv, log=root / "router.log", env=env, ready_url=f"http://127.0.0.1:{port}/readyz"
-    ) as router:
-        yield router
+        argv, log=root / f"router-{port}.log", env=env, ready_url=f"http://127.0.0.1:{port}/readyz"
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def cluster_router(
+    stack: Stack, redis_cluster: str, features_on_cluster: Path
+) -> Iterator[Process]:
+    with router(stack, features_on_cluster, redis_cluster, cluster=True) as proc:
+        yield proc
 
 
 def predict(url: str, customers: list[str]) -> httpx.Response:
@@ -80,3 +97,16 @@ def test_an_unknown_customer_is_the_same_gap_as_on_a_single_redis(
         on_single.status_code,
         on_single.json(),
     )
+
+
+def test_a_cluster_read_as_a_single_redis_is_a_503_and_a_log_line_naming_the_setting(
+    stack: Stack, redis_cluster: str, features_on_cluster: Path
+) -> None:
+    stack.route()
+    with router(stack, features_on_cluster, redis_cluster, cluster=False) as proc:
+        resp = predict(proc.url or "", stack.customers(1))
+        assert resp.status_code == 503, resp.text
+        # the first request reads what v1 takes, the views' refs included, from the store
+        assert resp.json()["error"]["code"] == "unavailable"
+        assert "127.0.0.1" not in resp.text
+        assert "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER" in proc.output()
