@@ -25,6 +25,12 @@ When a role's token is unset:
   opens the admin API, and the admin token no longer opens the role's endpoints.
 - feature reader: reads are open (no fallback); set it to require a token for reads.
 
+Rotation without downtime: a variable may hold several tokens separated by commas
+(``SLUICE_ADMIN_TOKEN=new,old``). Each one is accepted; a service that is itself a client
+of the role (the router reading features over HTTP, the CLIs) sends the first. Put the new
+token first, roll the services, move the clients to it, then drop the old one
+(docs/security.md).
+
 A write endpoint checks credentials first and only then reads its body, incrementally and
 capped (:func:`json_body`): an unauthenticated or oversized upload costs no memory.
 FastAPI reads a declared ``Body()`` *before* running dependencies, so write endpoints take
@@ -45,6 +51,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sluice.core.errors import InvalidInput, Unauthorized
 from sluice.core.handlers import parse_json
 from sluice.core.http import read_body
+from sluice.core.tokens import tokens
 
 ADMIN_TOKEN = "SLUICE_ADMIN_TOKEN"
 FEATURE_WRITE_TOKEN = "SLUICE_FEATURE_WRITE_TOKEN"
@@ -69,20 +76,20 @@ class AdminDisabled(AuthDisabled):
 @dataclass(frozen=True)
 class Role:
     """Who may call an endpoint: ``what`` it guards (for messages), the variable that holds
-    its token, the token, and what happens when the token is unset (``fallback``: the admin
-    token, named by ``fallback_variable``; ``open_when_unset``: no check at all)."""
+    its tokens, the tokens, and what happens when none is set (``fallback``: the admin
+    tokens, named by ``fallback_variable``; ``open_when_unset``: no check at all)."""
 
     what: str
     variable: str
-    token: str | None
-    fallback: str | None = None
+    token: tuple[str, ...]
+    fallback: tuple[str, ...] = ()
     fallback_variable: str | None = None
     open_when_unset: bool = False
 
     @property
-    def expected(self) -> str | None:
-        """The token a caller must send; None when the role has none configured."""
-        return self.token if self.token else self.fallback or None
+    def expected(self) -> tuple[str, ...]:
+        """The tokens a caller may send; empty when the role has none configured."""
+        return self.token or self.fallback
 
     @property
     def names(self) -> str:
@@ -92,26 +99,21 @@ class Role:
         return self.variable
 
 
-def _plain(token: SecretStr | str | None) -> str | None:
-    value = token.get_secret_value() if isinstance(token, SecretStr) else token
-    return value or None
-
-
 def admin_role(token: SecretStr | str | None) -> Role:
     """The admin API's role: ``SLUICE_ADMIN_TOKEN``; unset refuses every call."""
-    return Role("the admin API", ADMIN_TOKEN, _plain(token))
+    return Role("the admin API", ADMIN_TOKEN, tokens(token))
 
 
 def writer_role(
     what: str, variable: str, token: SecretStr | str | None, admin: SecretStr | str | None
 ) -> Role:
-    """A writer's role (feature writer, feedback): its own token, else the admin token."""
-    return Role(what, variable, _plain(token), _plain(admin), ADMIN_TOKEN)
+    """A writer's role (feature writer, feedback): its own tokens, else the admin tokens."""
+    return Role(what, variable, tokens(token), tokens(admin), ADMIN_TOKEN)
 
 
 def reader_role(what: str, variable: str, token: SecretStr | str | None) -> Role:
     """An optional reader's role: unset leaves the endpoint open."""
-    return Role(what, variable, _plain(token), open_when_unset=True)
+    return Role(what, variable, tokens(token), open_when_unset=True)
 
 
 def bearer_token(authorization: str | None, variable: str) -> str:
@@ -137,17 +139,20 @@ def bearer_token(authorization: str | None, variable: str) -> str:
 
 
 def authorize(role: Role, authorization: str | None) -> None:
-    """The one check: raise 401 unless ``authorization`` carries the role's token."""
+    """The one check: raise 401 unless ``authorization`` carries one of the role's tokens."""
     expected = role.expected
-    if expected is None:
+    if not expected:
         if role.open_when_unset:
             return
         if role.variable == ADMIN_TOKEN:
             raise AdminDisabled(f"{role.what} is disabled: set {ADMIN_TOKEN}")
         also = f" (or {role.fallback_variable})" if role.fallback_variable else ""
         raise AuthDisabled(f"{role.what} is disabled: set {role.variable}{also}")
-    given = bearer_token(authorization, role.names)
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    given = bearer_token(authorization, role.names).encode()
+    matched = False
+    for token in expected:  # every one compared, whichever matches
+        matched |= hmac.compare_digest(given, token.encode())
+    if not matched:
         raise Unauthorized(
             f"wrong token for {role.what}: send Authorization: Bearer <{role.names}>"
         )

@@ -14,6 +14,7 @@ import typer
 import yaml
 
 from sluice.core.errors import InvalidInput, NotFound, SluiceError, Unavailable
+from sluice.core.tokens import client_token
 
 if TYPE_CHECKING:
     from sluice.rollout.watch import Snapshot
@@ -98,7 +99,7 @@ def call(method: str, url: str, path: str, body: Any = None) -> Any:
 def target(url: str) -> tuple[str, str]:
     """The controller's URL and the admin token: as given (option or env), else those of
     the stack ``sluice up`` runs from ``$SLUICE_HOME`` (``./.sluice``), if one runs."""
-    token = os.environ.get("SLUICE_ADMIN_TOKEN", "")
+    token = client_token(os.environ.get("SLUICE_ADMIN_TOKEN")) or ""  # the first, rotating
     default = url == DEFAULT_URL and "SLUICE_ROLLOUT_URL" not in os.environ
     if default or not token:
         from sluice.local.state import local_admin

@@ -30,6 +30,7 @@ from sluice.core.redisclient import connect
 from sluice.core.registry import ModelRegistry
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.core.tally import RedisTallyWriter, Tally
+from sluice.core.tokens import client_token
 from sluice.router.admin import admin_router
 from sluice.router.api import InferenceEndpoint, add_routes
 from sluice.router.backends import (
@@ -107,12 +108,11 @@ def create_app(
         )
     elif lookup is None and settings.feature_lookup == "http":
         assert settings.feature_store_url is not None
-        read_token = settings.feature_read_token
         lookup = HttpFeatureLookup(
             settings.feature_store_url,
             client,
             settings.lookup_timeout_seconds,
-            read_token.get_secret_value() if read_token else None,
+            client_token(settings.feature_read_token),
         )
     if schemas is None:
         models = ModelRegistry(settings.registry) if settings.registry else None

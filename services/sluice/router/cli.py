@@ -12,6 +12,7 @@ import orjson
 import typer
 
 from sluice.core.errors import InvalidInput, SluiceError, Unavailable
+from sluice.core.tokens import client_token
 
 route_app = typer.Typer(
     help="Read and change a model's route through a router's admin API.", no_args_is_help=True
@@ -35,6 +36,7 @@ class AdminCallFailed(SluiceError):
 
 
 def _call(method: str, url: str, token: str | None, body: Any = None) -> Any:
+    token = client_token(token)  # "new,old" while a token rotates: the first
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
         resp = httpx.request(method, url, headers=headers, json=body, timeout=10)

@@ -29,11 +29,11 @@ from tests.support.procs import Process, free_port, redis_server, running, sluic
 from tests.unit.drift_monitor.conftest import register
 
 ADMIN, WRITER, FEEDBACK, READER = "admin-secret", "writer-secret", "feedback-secret", "reader-s"
-ENV = {
-    "SLUICE_ADMIN_TOKEN": ADMIN,
-    "SLUICE_FEATURE_WRITE_TOKEN": WRITER,
-    "SLUICE_FEEDBACK_TOKEN": FEEDBACK,
-    "SLUICE_FEATURE_READ_TOKEN": READER,
+ENV = {  # every role mid-rotation: the new token first, the old one still accepted
+    "SLUICE_ADMIN_TOKEN": f"{ADMIN}, {ADMIN}-old",
+    "SLUICE_FEATURE_WRITE_TOKEN": f"{WRITER},{WRITER}-old",
+    "SLUICE_FEEDBACK_TOKEN": f"{FEEDBACK},{FEEDBACK}-old",
+    "SLUICE_FEATURE_READ_TOKEN": f"{READER},{READER}-old",
 }
 HUGE = 50 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -138,6 +138,8 @@ def test_the_right_token_is_needed(services: dict[str, Process], endpoint: Endpo
     for wrong in [
         f"Bearer {endpoint.token}x",
         f"Bearer {ADMIN if endpoint.token != ADMIN else WRITER}",
+        f"Bearer {endpoint.token},{endpoint.token}-old",  # the variable's value is no token
+        f"Bearer {ADMIN if endpoint.token != ADMIN else WRITER}-old",
     ]:
         refused = call(proc, endpoint, wrong)
         assert refused.status_code == 401, (wrong, refused.text)
@@ -148,6 +150,8 @@ def test_the_right_token_is_needed(services: dict[str, Process], endpoint: Endpo
     for scheme in ["Bearer", "bearer", "BEARER"]:
         ok = call(proc, endpoint, f"{scheme} {endpoint.token}")
         assert 200 <= ok.status_code < 300, (scheme, ok.text)
+    rotating = call(proc, endpoint, f"Bearer {endpoint.token}-old")
+    assert 200 <= rotating.status_code < 300, rotating.text
 
 
 def peak_rss(proc: Process) -> int:
@@ -216,5 +220,6 @@ def test_the_router_sends_the_read_token_to_the_feature_store(
             await client.close()
 
     assert asyncio.run(lookup(READER)) == {"activity:calls": ([3], ["PRESENT"])}
+    assert asyncio.run(lookup(f"{READER}-old")) == {"activity:calls": ([3], ["PRESENT"])}
     with pytest.raises(UpstreamFailure, match="401"):
         asyncio.run(lookup(None))

@@ -11,8 +11,8 @@ from tests.integration.router.conftest import ADMIN, TOKEN, Stack, wait_for
 from tests.support.procs import sluice_command
 
 
-def sluice(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICE_ADMIN_TOKEN": TOKEN}
+def sluice(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLUICE_ADMIN_TOKEN": token}
     return subprocess.run(
         [*sluice_command(), *args], capture_output=True, text=True, env=env, timeout=60
     )
@@ -85,3 +85,15 @@ def test_shadow_diff_lists_disagreements(stack: Stack) -> None:
     assert "v1: " in lines[0]
     assert "v2: " in lines[0]
     assert lines[1].strip().startswith("inputs {")
+
+
+def test_a_rotating_token_list_sends_its_first_token(stack: Stack) -> None:
+    """``SLUICE_ADMIN_TOKEN=new,old`` on a client: the router (holding only the new one)
+    gets the first, not the list."""
+    stack.route()
+    shown = sluice("route", "show", "churn", "--router-url", stack.router,
+                   token=f"{TOKEN},retired-token")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    refused = sluice("route", "show", "churn", "--router-url", stack.router,
+                     token=f"retired-token,{TOKEN}")  # fmt: skip
+    assert refused.returncode != 0 and "401" in refused.stderr, refused.stderr

@@ -6,7 +6,7 @@ import doctest
 
 import pytest
 
-from sluice.core import auth
+from sluice.core import auth, tokens
 from sluice.core.auth import (
     ADMIN_TOKEN,
     FEATURE_READ_TOKEN,
@@ -24,6 +24,28 @@ from sluice.core.errors import Unauthorized
 
 def test_doctests() -> None:
     assert doctest.testmod(auth, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(tokens).failed == 0
+
+
+def test_while_a_token_rotates_both_are_accepted_and_nothing_else() -> None:
+    role = admin_role("new, old")
+    for header in ["Bearer new", "Bearer old"]:
+        authorize(role, header)
+    for wrong in ["Bearer new,old", "Bearer new, old", "Bearer ne", "Bearer older", "Bearer ,"]:
+        with pytest.raises(Unauthorized, match="wrong token for the admin API"):
+            authorize(role, wrong)
+
+
+def test_a_list_of_blanks_is_no_token() -> None:
+    with pytest.raises(AdminDisabled):
+        authorize(admin_role(" , "), "Bearer anything")
+    authorize(reader_role("reads", FEATURE_READ_TOKEN, ","), None)  # still open
+
+
+def test_a_writer_falls_back_to_every_admin_token() -> None:
+    role = writer_role("feedback", "SLUICE_FEEDBACK_TOKEN", None, "a2,a1")
+    authorize(role, "Bearer a1")
+    authorize(role, "Bearer a2")
 
 
 @pytest.mark.parametrize("header", ["Bearer s3cret", "bearer s3cret", "BEARER s3cret",
