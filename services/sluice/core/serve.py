@@ -28,7 +28,8 @@ def freeze_startup_heap() -> None:
 
 def run_app(app: FastAPI, settings: ServiceSettings) -> None:
     """Serve ``app`` on one worker with httptools on the configured event loop, no access
-    log, the startup heap frozen out of the GC (``gc_freeze``), graceful stop.
+    log, no proxy headers, the startup heap frozen out of the GC (``gc_freeze``), graceful
+    stop.
 
     uvicorn stops accepting on SIGTERM and waits up to ``graceful_shutdown_seconds`` for
     in-flight requests before it exits.
@@ -40,6 +41,10 @@ def run_app(app: FastAPI, settings: ServiceSettings) -> None:
         loop=settings.event_loop,
         http="httptools",
         access_log=False,
+        # the peer's address stays the client's: uvicorn would otherwise believe
+        # X-Forwarded-For from 127.0.0.1 (a sidecar, a port-forward) whatever the router's
+        # trust_forwarded_for says, and a forged one would dodge the per-client rate limit
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds) or None,
         lifespan="on",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.router.conftest import metric
-from tests.support.procs import free_port, running, sluice_command
+from tests.support.procs import free_port, redis_server, running, sluice_command
 
 BURST = 10
 RATE = 0.001  # per second: one request comes back every 1,000 s, so none during the test
@@ -67,3 +67,41 @@ def test_two_replicas_share_one_budget(redis_url: str, tmp_path: Path) -> None:
     assert outcomes[429] == REQUESTS - admitted
     # and both replicas took part in spending it
     assert all(c[404] > 0 and c[429] > 0 for c in per_replica.values()), per_replica
+
+
+def _forged_outcomes(tmp_path: Path, trust: bool) -> Counter[int]:
+    """Requests from 127.0.0.1 under key-less clients, each claiming another address."""
+    with ExitStack() as stack:
+        url, _ = stack.enter_context(redis_server(tmp_path / f"redis-{trust}"))
+        port = free_port()
+        env = {
+            "SLUICE_REDIS_URL": url,
+            "SLUICE_ROUTER_RATE_LIMIT_RPS": str(RATE),
+            "SLUICE_ROUTER_RATE_LIMIT_BURST": str(BURST),
+            "SLUICE_ROUTER_RATE_LIMIT_TIMEOUT_SECONDS": "5",
+            "SLUICE_ROUTER_TRUST_FORWARDED_FOR": str(trust).lower(),
+            "SLUICE_ROUTER_FEATURE_LOOKUP": "off",
+        }
+        proc = stack.enter_context(
+            running(
+                [*sluice_command(), "serve", "router", "--port", str(port)],
+                log=tmp_path / f"router-{trust}.log",
+                env=env,
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+            )
+        )
+        client = stack.enter_context(httpx.Client(base_url=proc.url or "", timeout=30))
+        outcomes: Counter[int] = Counter()
+        for i in range(2 * BURST):
+            forged = {"x-forwarded-for": f"203.0.113.{i}", "x-forwarded-proto": "https"}
+            resp = client.post("/v1/models/nope:predict", json={"instances": [{}]}, headers=forged)
+            outcomes[resp.status_code] += 1
+    return outcomes
+
+
+def test_a_forged_forwarded_for_moves_no_client_to_a_new_bucket(tmp_path: Path) -> None:
+    """X-Forwarded-For names the client only with trust_forwarded_for (behind a trusted
+    ingress): otherwise the peer's address is the client, even from 127.0.0.1, where a
+    sidecar or a port-forward puts every caller."""
+    assert _forged_outcomes(tmp_path, trust=False) == {404: BURST, 429: BURST}
+    assert _forged_outcomes(tmp_path, trust=True) == {404: 2 * BURST}
