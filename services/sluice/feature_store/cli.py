@@ -149,7 +149,14 @@ def materialize(
         bars.update(tasks[name], completed=done, total=total)
 
     async def work(store: Any) -> list[Any]:
+        from sluice.feature_store.backends import redact
+
         catalog = await store.refresh()
+        if not catalog.views:  # e.g. Redis came back empty: a silent success would mislead
+            raise InvalidInput(
+                f"no feature views are registered in {redact(settings.redis_url)}: nothing to "
+                "materialise; run sluice features apply -f FILE first"
+            )
         names = view or sorted(catalog.views)
         unknown = [n for n in names if n not in catalog.views]
         if unknown:

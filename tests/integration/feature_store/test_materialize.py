@@ -121,6 +121,11 @@ def test_cli_apply_materialize_list(redis_url: str, tmp_path: Path) -> None:
     assert "views[0] (activity).features[0].dtype: Input should be 'int64'" in failed.stderr
     assert snapshot(redis_url) == {}
 
+    nothing = cli("materialize", "--incremental", url=redis_url)  # before any apply
+    assert nothing.returncode == 1
+    assert "no feature views are registered in redis://" in nothing.stderr
+    assert "sluice features apply -f FILE" in nothing.stderr
+
     applied = cli("apply", "-f", str(tmp_path / "f.yaml"), url=redis_url)
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout == "activity: created\n"
