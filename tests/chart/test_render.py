@@ -290,6 +290,29 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
     )
     job = by_kind(cluster, "Job")["sluice-materialize"]
     assert "--redis-cluster" in pod_spec(job)["containers"][0]["args"]
+    # each Redis its own password: the cluster's Secret where the online store is read
+    deployments = by_kind(cluster, "Deployment")
+    cluster_pw = {"name": "redis-cluster-password", "key": "password"}
+    state_pw = {"name": "redis-password", "key": "password"}
+    for container, variable, secret in [
+        (pod_spec(deployments["sluice-feature-store"])["containers"][0], "SLUICE_REDIS_PASSWORD",
+         cluster_pw),
+        (pod_spec(job)["containers"][0], "SLUICE_REDIS_PASSWORD", cluster_pw),
+        (pod_spec(job)["initContainers"][0], "SLUICE_REDIS_PASSWORD", cluster_pw),
+        (pod_spec(deployments["sluice-router"])["containers"][0],
+         "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD", cluster_pw),
+        (pod_spec(deployments["sluice-router"])["containers"][0], "SLUICE_REDIS_PASSWORD",
+         state_pw),
+        (pod_spec(deployments["sluice-drift-monitor"])["containers"][0], "SLUICE_REDIS_PASSWORD",
+         state_pw),
+    ]:  # fmt: skip
+        env = {e["name"]: e for e in container["env"]}
+        assert env[variable]["valueFrom"]["secretKeyRef"] == secret, (container["name"], variable)
+    router_env = {e["name"] for e in pod_spec(deployments["sluice-router"])["containers"][0]["env"]}
+    plain = {e["name"] for e in pod_spec(by_kind(external, "Deployment")["sluice-router"])[
+        "containers"][0]["env"]}  # fmt: skip
+    assert "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" in router_env
+    assert "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" not in plain  # one Redis, one password
 
 
 def test_a_redis_cluster_without_its_url_is_refused(helm: Path) -> None:

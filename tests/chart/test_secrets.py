@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.chart.conftest import CHART, Render
 from tests.chart.test_render import by_kind, component, pod_spec
 
@@ -102,11 +104,21 @@ def test_redis_auth_off_leaves_no_password_anywhere(render: Render) -> None:
     assert "sluice-redis-auth" not in secret_keys(objects)
 
 
-def test_the_materialize_job_gets_the_redis_password(render: Render) -> None:
-    job = by_kind(render("ci/redis-cluster-values.yaml"), "Job")["sluice-materialize"]
-    spec = pod_spec(job)
+@pytest.mark.parametrize(
+    ("own", "secret"),
+    [("redis-cluster-password", "redis-cluster-password"), ("", "redis-password")],
+)
+def test_the_materialize_job_gets_the_online_stores_password(
+    render: Render, own: str, secret: str
+) -> None:
+    """The online store's own Secret when it has one, else the one Redis password."""
+    objects = render(
+        "ci/redis-cluster-values.yaml",
+        args=("--set", f"redis.onlineStore.auth.existingSecret={own}"),
+    )
+    spec = pod_spec(by_kind(objects, "Job")["sluice-materialize"])
     for container in spec["initContainers"] + spec["containers"]:
-        assert secret_env(container) == {REDIS: ("redis-password", "password")}, container["name"]
+        assert secret_env(container) == {REDIS: (secret, "password")}, container["name"]
 
 
 def test_an_external_redis_needs_its_password_or_auth_off(helm: Path, render: Render) -> None:

@@ -91,8 +91,17 @@ values (existingSecret, secretKey, value), the created Secret's component (its n
   "feedback" (dict "env" "SLUICE_FEEDBACK_TOKEN" "values" $v.feedbackToken "component" "feedback" "enabled" true)
   "featureRead" (dict "env" "SLUICE_FEATURE_READ_TOKEN" "values" $v.featureReadToken "component" "feature-reader" "enabled" $v.featureReadToken.enabled)
   "redis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.auth "component" "redis-auth" "enabled" $v.redis.auth.enabled)
+  "onlineRedis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.onlineStore.auth "component" "online-redis-auth" "enabled" (not (empty $v.redis.onlineStore.auth.existingSecret)))
+  "routerOnlineRedis" (dict "env" "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" "values" $v.redis.onlineStore.auth "component" "online-redis-auth" "enabled" (not (empty $v.redis.onlineStore.auth.existingSecret)))
 -}}
 {{- toJson $roles -}}
+{{- end -}}
+
+{{/* The role whose Secret holds the online store's Redis password, for the components
+whose SLUICE_REDIS_URL is the online store (feature store, materialisation): its own Secret
+(redis.onlineStore.auth.existingSecret) when given, else the one Redis password. */}}
+{{- define "sluice.onlineRedisRole" -}}
+{{- ternary "onlineRedis" "redis" (not (empty .Values.redis.onlineStore.auth.existingSecret)) -}}
 {{- end -}}
 
 {{/* A role's Secret name: (dict "root" $ "role" "feedback"). */}}

@@ -86,15 +86,19 @@ class RedisSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("redis_password", "SLUICE_REDIS_PASSWORD")
     )
     """Redis's password (``SLUICE_REDIS_PASSWORD``, from a Secret; ``requirepass``), put
-    into every Redis URL of these settings that carries none (a URL's own password wins)."""
+    into every Redis URL of these settings that carries none (a URL's own password wins).
+    A URL setting ``<x>_redis_url`` with a ``<x>_redis_password`` setting of its own (the
+    router's online store) takes that one when it is set."""
 
     @model_validator(mode="after")
     def _apply_redis_password(self) -> Self:
-        if self.redis_password is None or not self.redis_password.get_secret_value():
-            return self
-        password = self.redis_password.get_secret_value()
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if name.endswith("redis_url") and isinstance(value, str):
-                setattr(self, name, with_password(value, password))
+            if not (name.endswith("redis_url") and isinstance(value, str)):
+                continue
+            own = getattr(self, name.removesuffix("url") + "password", None)
+            for secret in (own, self.redis_password):
+                if isinstance(secret, SecretStr) and secret.get_secret_value():
+                    setattr(self, name, with_password(value, secret.get_secret_value()))
+                    break
         return self

@@ -74,6 +74,9 @@ class Settings(ServiceSettings, RedisSettings):
 
     feature_redis_url: str | None = None
     """The online store's Redis when it is not ``SLUICE_REDIS_URL`` (``redis`` lookup)."""
+    feature_redis_password: SecretStr | None = None
+    """The online store's Redis password when it is not ``SLUICE_REDIS_PASSWORD``'s (its own
+    Secret); put into ``feature_redis_url`` unless that URL carries one."""
     feature_redis_cluster: bool = False
     """The online store is a Redis Cluster (``redis`` lookup; give ``feature_redis_url``):
     read with the cluster client, one pipeline per shard the request's entities hash to."""

@@ -38,3 +38,16 @@ def test_a_url_with_its_own_password_keeps_it(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("SLUICE_REDIS_PASSWORD")
     monkeypatch.setenv("SLUICE_REDIS_URL", "redis://redis:6379/0")
     assert FeatureSettings().redis_url == "redis://redis:6379/0"
+
+
+def test_the_online_store_may_have_a_password_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLUICE_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("SLUICE_ROUTER_FEATURE_REDIS_URL", "redis://features:6379/2")
+    monkeypatch.setenv("SLUICE_ROUTER_FEATURE_REDIS_PASSWORD", "features-pw")
+    router = RouterSettings()
+    assert router.feature_redis_url == "redis://:features-pw@features:6379/2"
+    assert router.redis_url == "redis://redis:6379/0"  # the routing table's Redis: none
+    monkeypatch.setenv("SLUICE_REDIS_PASSWORD", "state-pw")
+    router = RouterSettings()
+    assert router.feature_redis_url == "redis://:features-pw@features:6379/2"
+    assert router.redis_url == "redis://:state-pw@redis:6379/0"
