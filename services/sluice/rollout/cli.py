@@ -28,6 +28,14 @@ ControllerUrl = Annotated[
         "--controller-url", envvar="SLUICE_ROLLOUT_URL", help="The rollout controller's URL"
     ),
 ]
+Output = Annotated[str, typer.Option("-o", "--output", help="text, yaml or json")]
+Watch = Annotated[
+    bool,
+    typer.Option(
+        "-w", "--watch", help="Show it live until it is promoted or aborted (then exit 0)"
+    ),
+]
+Interval = Annotated[float, typer.Option(min=0.1, help="With --watch: seconds between two looks")]
 DEFAULT_URL = "http://127.0.0.1:8095"
 LOG_WIDTH = 160
 """Columns of ``--watch`` when its output is not a terminal and COLUMNS is not set."""
@@ -196,16 +204,9 @@ def list_(controller_url: ControllerUrl = DEFAULT_URL) -> None:
 def get(
     name: str,
     controller_url: ControllerUrl = DEFAULT_URL,
-    output: Annotated[str, typer.Option("-o", "--output", help="text, yaml or json")] = "text",
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "-w", "--watch", help="Show it live until it is promoted or aborted (then exit 0)"
-        ),
-    ] = False,
-    interval: Annotated[
-        float, typer.Option(min=0.1, help="With --watch: seconds between two looks")
-    ] = 2.0,
+    output: Output = "text",
+    watch: Watch = False,
+    interval: Interval = 2.0,
 ) -> None:
     """One rollout: phase, step, weight and every analysis value against its condition."""
     if watch:

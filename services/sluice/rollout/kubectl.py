@@ -33,7 +33,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
 from sluice.core.errors import InvalidInput, NotFound, SluiceError, Unauthorized, Unavailable
-from sluice.rollout.cli import describe, show_watch, table
+from sluice.rollout.cli import Interval, Output, Watch, describe, show_watch, table
 from sluice.rollout.errors import RolloutNotFound
 from sluice.rollout.resource import ACTION_ANNOTATION, GROUP, PLURAL, VERSION
 
@@ -150,19 +150,12 @@ def list_(
 @app.command("get")
 def get(
     name: str,
-    output: Annotated[str, typer.Option("-o", "--output", help="text, yaml or json")] = "text",
+    output: Output = "text",
     kubeconfig: Kubeconfig = None,
     namespace: Namespace = None,
     context: Context = None,
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "-w", "--watch", help="Show it live until it is promoted or aborted (then exit 0)"
-        ),
-    ] = False,
-    interval: Annotated[
-        float, typer.Option(min=0.1, help="With --watch: seconds between two looks")
-    ] = 2.0,
+    watch: Watch = False,
+    interval: Interval = 2.0,
 ) -> None:
     """One rollout: phase, step, weight and every analysis value against its condition."""
     if output not in ("text", "yaml", "json"):
