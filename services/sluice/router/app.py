@@ -117,7 +117,11 @@ def create_app(
     if schemas is None:
         models = ModelRegistry(settings.registry) if settings.registry else None
         schemas = MetadataSchemas(
-            client, registry=models, lookup=lookup, timeout=settings.upstream_timeout_seconds
+            client,
+            registry=models,
+            lookup=lookup,
+            timeout=settings.upstream_timeout_seconds,
+            lookup_timeout=settings.lookup_timeout_seconds,
         )
     upstreams = Upstreams(
         client,

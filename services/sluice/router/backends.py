@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -23,13 +24,14 @@ import aiohttp
 import orjson
 
 from sluice.core import predlog
-from sluice.core.errors import InvalidInput
+from sluice.core.errors import InvalidInput, Unavailable
 from sluice.core.registry import ModelCard, ModelRegistry
 from sluice.feature_store.backends import OnlineStore
 from sluice.router.enrich import Found, VersionSchema
 
 FailureReason = Literal["connect", "timeout", "too_large"]
 """No connection or a broken one; no answer in time; an answer over the size limit."""
+log = logging.getLogger(__name__)
 HEADER_LENGTH = "inference-header-content-length"
 """V2 binary tensor data extension: the length of the JSON part of a body."""
 
@@ -284,11 +286,13 @@ class MetadataSchemas:
         registry: ModelRegistry | None,
         lookup: FeatureLookup | None,
         timeout: float,
+        lookup_timeout: float = 0.5,
     ) -> None:
         self.client = client
         self.registry = registry
         self.lookup = lookup
         self.timeout = timeout
+        self.lookup_timeout = lookup_timeout
 
     async def schema(self, model: str, version: str, url: str) -> VersionSchema:
         target = f"{url}/v2/models/{model}/versions/{version}"
@@ -316,8 +320,16 @@ class MetadataSchemas:
         nullable = params.get("allow_missing") or [n for n, s in specs.items() if s.allow_missing]
         classes = params.get("classes") or (card.classes if card else None)
         unresolved = [f for f in features if f not in refs]
+        pending: frozenset[str] = frozenset()
         if entity_key and unresolved and self.lookup is not None:
-            refs.update(await self.lookup.refs_for(entity_key, unresolved))
+            try:
+                async with asyncio.timeout(self.lookup_timeout):
+                    refs.update(await self.lookup.refs_for(entity_key, unresolved))
+            except (Unavailable, UpstreamFailure, OSError, TimeoutError) as exc:
+                # served as a failed lookup until a later read names them (SchemaCache)
+                log.warning("cannot read the feature views' refs of %s: %s: %s",
+                            ", ".join(unresolved), type(exc).__name__, exc)  # fmt: skip
+                pending = frozenset(unresolved)
         return VersionSchema(
             features=features,
             datatypes=datatypes,
@@ -327,6 +339,7 @@ class MetadataSchemas:
             nullable=frozenset(nullable),
             classes=tuple(str(c) for c in classes) if classes else None,
             task=str(params.get("task") or (card.task if card else "classification")),
+            pending=pending,
         )
 
 

@@ -54,6 +54,9 @@ class VersionSchema:
     classes: tuple[str, ...] | None = None
     task: str = "classification"
     """``classification`` or ``regression`` (answers one value per row)."""
+    pending: frozenset[str] = frozenset()
+    """Features whose feature-store refs could not be read yet (the store did not answer
+    when the version was first used): their gaps count as a failed lookup, ``UNAVAILABLE``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,17 @@ class MissingFeatures(ValueError):
     def __init__(self, message: str, counts: Counter[tuple[str, str, str]]) -> None:
         super().__init__(message)
         self.counts = counts
+
+
+def pending_gaps(frame: Frame, schemas: Sequence[VersionSchema]) -> list[str]:
+    """The request's gaps whose refs are not known yet (:attr:`VersionSchema.pending`)."""
+    return [
+        name
+        for schema in schemas
+        if schema.pending
+        for name in frame.gaps(schema.features)
+        if name in schema.pending
+    ]
 
 
 def entity_key(schemas: Sequence[VersionSchema]) -> str | None:
@@ -219,7 +233,9 @@ def fill(
     for schema in schemas:
         for name, holes in frame.gaps(schema.features).items():
             for row in holes:
-                status = statuses.get((name, row), NOT_IN_REQUEST)
+                status = statuses.get(
+                    (name, row), UNAVAILABLE if name in schema.pending else NOT_IN_REQUEST
+                )
                 default = schema.defaults.get(name)
                 if policy == "reject" or default is None:
                     counts[(name, status, "reject")] += 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from sluice.core.errors import Unavailable
 from sluice.core.routes import Route
@@ -15,24 +17,50 @@ log = logging.getLogger(__name__)
 
 class SchemaCache:
     """Version schemas by (model, version), fetched on first use from any of the version's
-    replicas; concurrent first uses share one fetch."""
+    replicas; concurrent first uses share one fetch.
 
-    def __init__(self, source: SchemaSource) -> None:
+    A schema whose feature refs are still pending (the feature store did not answer) is
+    fetched again by one request every ``retry_seconds``; the others meanwhile use it as it
+    is, without waiting."""
+
+    def __init__(
+        self,
+        source: SchemaSource,
+        retry_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.source = source
+        self.retry_seconds = retry_seconds
+        self._clock = clock
         self._schemas: dict[tuple[str, str], VersionSchema] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def get(self, route: Route, version: str) -> VersionSchema:
         """The schema, or Unavailable (503) when no replica could say."""
         key = (route.model, version)
         found = self._schemas.get(key)
-        if found is not None:
+        if found is not None and (not found.pending or self._clock() < self._retry_at[key]):
             return found
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            found = self._schemas.get(key)
-            if found is None:
-                found = self._schemas[key] = await self._fetch(route, version)
-        return found
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        if found is not None and lock.locked():
+            return found  # another request is reading it again
+        async with lock:
+            again = self._schemas.get(key)
+            if again is not None and again is not found:
+                return again  # read meanwhile
+            try:
+                fresh = await self._fetch(route, version)
+            except Unavailable:
+                if found is None:
+                    raise
+                self._retry_at[key] = self._clock() + self.retry_seconds
+                return found
+            self._schemas[key] = fresh
+            self._retry_at[key] = self._clock() + self.retry_seconds
+            if found is not None and not fresh.pending:
+                log.warning("the feature views' refs of %s %s are read", route.model, version)
+        return fresh
 
     async def _fetch(self, route: Route, version: str) -> VersionSchema:
         """The schema from the first replica that gives it; the problems (with the

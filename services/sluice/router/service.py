@@ -39,6 +39,7 @@ from sluice.router.enrich import (
     MissingFeatures,
     VersionSchema,
     fill,
+    pending_gaps,
     plan,
     refusal_message,
     routing_key,
@@ -115,7 +116,7 @@ class RouterService:
             store, seeds, settings.refresh_seconds, self.apply, on_lost=self._table_lost
         )
         self.readiness = Readiness([Check("routing_table", self._table_reason), *checks])
-        self._schemas = SchemaCache(schemas)
+        self._schemas = SchemaCache(schemas, settings.schema_retry_seconds)
 
     async def start(self) -> None:
         self.predlog.start()
@@ -342,6 +343,11 @@ class RouterService:
         everyone = [*schemas, shadow[1]] if shadow else schemas
         todo = plan(frame, everyone) if self.lookup is not None else None
         lookup, failure = None, None
+        if any(s.pending for s in schemas) and (unknown := pending_gaps(frame, schemas)):
+            reason = OSError(f"the refs of {', '.join(sorted(set(unknown)))} are not known yet")
+            failure = self._lookup_failed(reason, 0, route.on_missing)
+            if route.on_missing == "reject":
+                raise failure
         if todo is not None and self.lookup is not None:
             started = time.perf_counter()
             timeout = self.settings.lookup_timeout_seconds

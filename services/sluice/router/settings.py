@@ -112,7 +112,13 @@ class Settings(ServiceSettings, RedisSettings):
     """How long an open breaker refuses calls before it lets one probe through."""
 
     lookup_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
-    """Time allowed for one feature lookup."""
+    """Time allowed for one feature lookup (and for reading the feature views' refs when a
+    version is first used)."""
+
+    schema_retry_seconds: float = Field(default=1.0, ge=0, le=300)
+    """A version first used while the feature store could not name its features' refs is
+    served as if every lookup failed (the ``on_missing`` policy); one request this often
+    reads the refs again until they come."""
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest inference body accepted; more is refused with 413."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -194,6 +195,30 @@ def test_an_online_store_that_is_down_is_answered_with_defaults_under_that_polic
         assert {f: gap(url, f) - n for f, n in gaps.items()} == dict.fromkeys(stack.features, 1)
         assert metric(url, LOOKUP_ERRORS) == errors + 1
         assert any("filling training defaults" in w for w in warnings(router)), mode
+
+
+def test_a_router_started_while_the_store_is_down_answers_by_the_policy(
+    stack: Stack, lookups: Lookups, tmp_path: Path
+) -> None:
+    """A new replica (a restart, a scale-up) cannot read the views' refs of a version whose
+    card names none: under ``default`` it answers from the training defaults all the same,
+    counted as UNAVAILABLE gaps, instead of a 503 for every request."""
+    revision = stack.route(on_missing="default")["revision"]
+    lookups.redis.stop()
+    port = free_port()
+    argv = [*sluice_command(), "serve", "router", "--redis-url", stack.redis_url,
+            "--registry", str(stack.registry.root), "--port", str(port)]  # fmt: skip
+    env = {"SLUICE_ROUTER_FEATURE_REDIS_URL": lookups.redis_url}
+    with running(argv, log=tmp_path / "router.log", env=env,
+                 ready_url=f"http://127.0.0.1:{port}/readyz") as router:  # fmt: skip
+        url = router.url or ""
+        wait_for(partial(applies, url, revision), 10, "the route")
+        for customer in stack.customers(2):
+            resp = predict(url, {"customer_id": customer})
+            assert resp.status_code == 200, resp.text
+        assert {f: gap(url, f) for f in stack.features} == dict.fromkeys(stack.features, 2)
+        assert metric(url, LOOKUP_ERRORS) == 2
+        assert any("cannot read the feature views' refs" in w for w in warnings(router))
 
 
 def applies(url: str, revision: int) -> bool:

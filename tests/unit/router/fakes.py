@@ -34,6 +34,8 @@ class FakeModelServer:
     calls: list[dict[str, Any]] = field(default_factory=list)
     task: str = "classification"
     """``regression``: ``predict`` gives the value, answered as ``value``."""
+    publishes_refs: bool = True
+    """False: its card names no feature refs (the router reads them from the views)."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -48,7 +50,9 @@ class FakeModelServer:
                 "task": self.task,
                 "classes": list(self.classes) if self.task == "classification" else [],
                 "entity_key": self.entity_key,
-                "feature_refs": [f"customer:{f}" for f in self.features],
+                "feature_refs": [f"customer:{f}" for f in self.features]
+                if self.publishes_refs
+                else [],
                 "defaults": self.defaults,
             },
         }
@@ -286,6 +290,7 @@ class FakeLookup:
         self.values = dict(values)
         self.stale = stale or set()
         self.calls: list[tuple[tuple[str, ...], str, tuple[Any, ...]]] = []
+        self.refs_calls = 0
         self.fail = False
 
     async def lookup(self, refs: Sequence[str], entity_key: str, ids: Sequence[Any]) -> Found:
@@ -309,8 +314,13 @@ class FakeLookup:
         return out
 
     async def refs_for(self, entity_key: str, features: Sequence[str]) -> dict[str, str]:
-        """Every feature lives in the view named after the entity key."""
-        return {f: f"{entity_key}:{f}" for f in features}
+        """Every feature the store holds lives in the view ``customer``."""
+        self.refs_calls += 1
+        if self.fail:
+            raise OSError("redis is down")
+        held = {ref.split(":", 1)[1] for ref, _ in self.values}
+        known = entity_key == "customer_id"
+        return {f: f"customer:{f}" for f in features if known and f in held}
 
     async def close(self) -> None:
         return None

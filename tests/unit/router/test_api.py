@@ -170,6 +170,43 @@ def test_a_lookup_failure_under_the_default_policy_is_answered_with_training_def
     assert world.predict({"customer_id": "C3"}).json()["predictions"][0]["label"] == "1"
 
 
+def test_a_version_first_used_while_the_store_is_down_follows_the_policy(
+    make_world: Callable[..., World],
+) -> None:
+    """The feature views' refs cannot be read (the card names none): every request is a
+    failed lookup under the route's policy, and once the store answers the refs are read
+    again by a request and the features looked up."""
+    world = make_world(schema_retry_seconds=0)
+    world.servers[V1_URL].publishes_refs = False
+    world.route(on_missing="default")
+    world.lookup.fail = True
+    for _ in range(2):
+        resp = world.predict({"customer_id": "C1"})
+        assert resp.status_code == 200, resp.text
+        assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 12.0, "plan": "basic"}]
+    labels = {"model": "churn", "status": "UNAVAILABLE", "action": "default"}
+    assert world.metric("sluice_router_feature_gaps_total", feature="tenure", **labels) == 2
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 2
+    assert world.lookup.calls == []  # nothing to look up by: no refs
+    world.route(on_missing="reject")
+    refused = world.predict({"customer_id": "C1"})
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "feature_lookup_unavailable"
+    world.lookup.fail = False
+    resp = world.predict({"customer_id": "C3"})
+    assert resp.status_code == 200, resp.text
+    assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 3.0, "plan": "basic"}]
+
+
+def test_a_pending_version_rereads_its_refs_once_a_second_not_per_request(world: World) -> None:
+    world.servers[V1_URL].publishes_refs = False
+    world.route(on_missing="default")
+    world.lookup.fail = True
+    for _ in range(5):
+        assert world.predict({"customer_id": "C1"}).status_code == 200
+    assert world.lookup.refs_calls == 1  # the default schema_retry_seconds is 1 s
+
+
 def test_a_bad_entity_id_is_a_422_naming_the_field_and_no_lookup(world: World) -> None:
     world.route()
     resp = world.predict({"customer_id": "C1"}, {"customer_id": ["C2"]})
