@@ -361,7 +361,8 @@ class RouterService:
                     raise PayloadTooLarge(message) from None
                 raise InvalidEntity(message) from None
             except Exception as exc:
-                failure = self._lookup_failed(exc, timeout, route.on_missing)
+                # one failed lookup per request, counted once (pending refs may have been)
+                failure = failure or self._lookup_failed(exc, timeout, route.on_missing)
                 if route.on_missing == "reject":
                     raise failure from None
                 found = unavailable(todo)  # the policy fills them: answered all the same
