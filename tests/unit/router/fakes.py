@@ -34,8 +34,9 @@ class FakeModelServer:
     calls: list[dict[str, Any]] = field(default_factory=list)
     task: str = "classification"
     """``regression``: ``predict`` gives the value, answered as ``value``."""
-    publishes_refs: bool = True
-    """False: its card names no feature refs (the router reads them from the views)."""
+    published_refs: tuple[str, ...] | None = None
+    """The features whose refs its card names (None: all); the router reads the others'
+    from the feature views."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -50,9 +51,11 @@ class FakeModelServer:
                 "task": self.task,
                 "classes": list(self.classes) if self.task == "classification" else [],
                 "entity_key": self.entity_key,
-                "feature_refs": [f"customer:{f}" for f in self.features]
-                if self.publishes_refs
-                else [],
+                "feature_refs": [
+                    f"customer:{f}"
+                    for f in self.features
+                    if self.published_refs is None or f in self.published_refs
+                ],
                 "defaults": self.defaults,
             },
         }

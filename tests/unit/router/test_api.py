@@ -177,7 +177,7 @@ def test_a_version_first_used_while_the_store_is_down_follows_the_policy(
     failed lookup under the route's policy, and once the store answers the refs are read
     again by a request and the features looked up."""
     world = make_world(schema_retry_seconds=0)
-    world.servers[V1_URL].publishes_refs = False
+    world.servers[V1_URL].published_refs = ()
     world.route(on_missing="default")
     world.lookup.fail = True
     for _ in range(2):
@@ -198,8 +198,20 @@ def test_a_version_first_used_while_the_store_is_down_follows_the_policy(
     assert world.servers[V1_URL].calls[-1]["rows"] == [{"tenure": 3.0, "plan": "basic"}]
 
 
+def test_refs_pending_beside_a_failed_lookup_count_one_lookup_error(world: World) -> None:
+    world.servers[V1_URL].published_refs = ("tenure",)  # plan's ref from the views
+    world.route(on_missing="default")
+    world.lookup.fail = True
+    assert world.predict({"customer_id": "C1"}).status_code == 200
+    assert len(world.lookup.calls) == 1  # tenure was looked up, and failed
+    labels = {"model": "churn", "status": "UNAVAILABLE", "action": "default"}
+    for feature in ("tenure", "plan"):
+        assert world.metric("sluice_router_feature_gaps_total", feature=feature, **labels) == 1
+    assert world.metric("sluice_router_feature_lookup_errors_total") == 1
+
+
 def test_a_pending_version_rereads_its_refs_once_a_second_not_per_request(world: World) -> None:
-    world.servers[V1_URL].publishes_refs = False
+    world.servers[V1_URL].published_refs = ()
     world.route(on_missing="default")
     world.lookup.fail = True
     for _ in range(5):
