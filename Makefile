@@ -14,10 +14,10 @@ test: ## Lint, type check and run every test (same as ./scripts/test)
 	./scripts/test
 
 lint: ## ruff check + format check
-	uv run ruff check services tests bench charts && uv run ruff format --check services tests bench charts
+	uv run ruff check services tests charts && uv run ruff format --check services tests charts
 
 fmt: ## Format and autofix
-	uv run ruff format services tests bench charts && uv run ruff check --fix services tests bench charts
+	uv run ruff format services tests charts && uv run ruff check --fix services tests charts
 
 typecheck: ## mypy strict
 	uv run mypy
@@ -28,7 +28,7 @@ lock: ## Re-resolve uv.lock (and the hashed build backend pins) after editing py
 	  --no-header --output-file build-constraints.txt -
 
 bench: ## Run every benchmark; bench/results/<date>.json + .md (needs scripts/tools wrk nginx)
-	uv run python bench/run.py
+	uv run sluice bench
 
 dashboards: ## Regenerate the Grafana dashboards (charts/sluice/dashboards/*.json) from code
 	uv run python charts/sluice/dashboards/generate.py

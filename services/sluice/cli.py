@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from sluice.bench.cli import bench
 from sluice.core.errors import SluiceError
 from sluice.drift_monitor.cli import serve as serve_drift_monitor
 from sluice.feature_store.cli import app as features_app
@@ -48,6 +49,7 @@ app.add_typer(shadow_app, name="shadow")
 serve.command("drift-monitor")(serve_drift_monitor)
 serve.command("rollout-controller")(serve_rollout_controller)
 app.add_typer(rollout_app, name="rollout")
+app.command("bench")(bench)
 
 
 def main() -> None:

@@ -23,14 +23,6 @@ def free_port() -> int:
         return port
 
 
-def listeners(port: int) -> int:
-    """Sockets listening on 127.0.0.1:``port``: one per process sharing it with
-    SO_REUSEPORT (from /proc/net/tcp: local address, then state 0A, LISTEN)."""
-    local = f"0100007F:{port:04X}"
-    rows = (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-    return sum(1 for row in rows if row[1] == local and row[3] == "0A")
-
-
 def sluice_command() -> list[str]:
     """The `sluice` CLI of the environment running the tests."""
     exe = Path(sys.executable).with_name("sluice")

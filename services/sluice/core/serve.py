@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -66,3 +67,11 @@ def shared_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
+
+
+def listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:``port``: one per process sharing it with
+    SO_REUSEPORT (from /proc/net/tcp: local address, then state 0A, LISTEN)."""
+    local = f"0100007F:{port:04X}"
+    rows = (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+    return sum(1 for row in rows if row[1] == local and row[3] == "0A")

@@ -34,12 +34,12 @@ class ServiceSettings(BaseSettings):
     """How long a stopping server waits for in-flight requests to finish."""
 
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    """The event loop uvicorn runs on (bench/peers.py measures both: see
+    """The event loop uvicorn runs on (sluice.bench.peers measures both: see
     docs/benchmarks.md for CPU per request and tails at concurrency)."""
 
     reuse_port: bool = False
     """Bind with SO_REUSEPORT, so several processes of this service on one host share the
-    port and the kernel spreads connections among them (bench/scale.py; one process per
+    port and the kernel spreads connections among them (sluice.bench.scale; one process per
     pod is the usual way on Kubernetes)."""
 
     gc_freeze: bool = True

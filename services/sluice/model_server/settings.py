@@ -42,7 +42,7 @@ class Settings(ServiceSettings):
     event_loop: Literal["uvloop", "asyncio"] = "asyncio"
     """asyncio's own loop: inference runs on the loop, and under uvloop a few requests
     waited 30x the median at concurrency 64 (p99 1.7 s against p50 56 ms), on asyncio's
-    3.3x (256 ms against 77 ms) for 1.1x the CPU per request (bench/peers.py,
+    3.3x (256 ms against 77 ms) for 1.1x the CPU per request (sluice.bench.peers,
     docs/benchmarks.md)."""
 
     max_batch_size: int = 1024

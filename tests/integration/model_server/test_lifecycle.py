@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from sluice.core.serve import listeners
 from tests.integration.model_server.conftest import (
     MODEL,
     VERSION,
@@ -21,7 +22,7 @@ from tests.integration.model_server.conftest import (
     Trained,
     v2_inputs,
 )
-from tests.support.procs import free_port, listeners
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
+from typer.testing import CliRunner
 
+from sluice.bench import run
+from sluice.cli import app
 
-def runner() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results"
 
 
 def test_a_results_page_becomes_rows_under_their_headings() -> None:
@@ -33,7 +28,7 @@ def test_a_results_page_becomes_rows_under_their_headings() -> None:
 | --- | ---: |
 | entity in | 0.829 |
 """
-    found = runner().tables(page)
+    found = run.tables(page)
     assert [t["heading"] for t in found] == ["Router benchmark", "Lookup"]
     assert found[0]["rows"][1] == {
         "what": "through the router",
@@ -44,8 +39,15 @@ def test_a_results_page_becomes_rows_under_their_headings() -> None:
 
 
 def test_every_committed_results_page_has_a_table() -> None:
-    pages = sorted((BENCH / "results").glob("*.md"))
+    pages = sorted(RESULTS.glob("*.md"))
     assert pages
-    tables = runner().tables
     for page in pages:
-        assert any(t["rows"] for t in tables(page.read_text())), page.name
+        assert any(t["rows"] for t in run.tables(page.read_text())), page.name
+
+
+def test_sluice_bench_names_an_unknown_benchmark_and_runs_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "peers", "nginx"])
+    assert result.exit_code != 0
+    assert "no benchmark named nginx; known: model_server, router, peers" in str(result.exception)
+    listed = CliRunner().invoke(app, ["bench", "--list"])
+    assert listed.exit_code == 0 and listed.output.split() == list(run.QUICK)

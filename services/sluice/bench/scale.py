@@ -10,7 +10,7 @@ p99, and the CPU per request of every process involved (Redis included), with ze
 or the run stops. wrk runs on the same cores, so the table shows where this machine stops,
 and docs/scaling.md reads the per-request costs off it.
 
-    uv run python bench/scale.py              # writes bench/results/scale.md
+    uv run python -m sluice.bench.scale              # writes bench/results/scale.md
 """
 
 from __future__ import annotations
@@ -30,13 +30,10 @@ from pathlib import Path
 
 import httpx
 
-from _common import free_port, serving, tree_cpu_seconds
-from model_server import train, write_bodies
-from peers import WRK_SCRIPT, machine, redis, wrk
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from tests.support.procs import listeners  # noqa: E402
+from sluice.bench._common import RESULTS, free_port, serving, tree_cpu_seconds
+from sluice.bench.model_server import train, write_bodies
+from sluice.bench.peers import WRK_SCRIPT, machine, redis, wrk
+from sluice.core.serve import listeners
 
 TOKEN = "bench"
 INFER = "/v2/models/churn/infer"
@@ -95,9 +92,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs per target and level")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "scale.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "scale.md")
     args = parser.parse_args()
-    command = shlex.join(["uv", "run", "python", "bench/scale.py", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "sluice.bench.scale", *sys.argv[1:]])
     sluice = str(Path(sys.executable).with_name("sluice"))
     rows: list[Row] = []
     load_before = os.getloadavg()
