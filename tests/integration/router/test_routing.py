@@ -152,8 +152,16 @@ def test_invalid_changes_are_refused_and_leave_the_table_alone(stack: Stack) -> 
     assert (now["revision"], now["candidate"], now["weight"]) == (good["revision"], "v2", 20)
 
 
-async def _load(url: str, customers: list[str], results: list[Any], stop: asyncio.Event) -> None:
-    """Send requests from four clients until ``stop``; append (status, version) each."""
+async def _load(
+    url: str,
+    customers: list[str],
+    results: list[Any],
+    stop: asyncio.Event,
+    per_client: list[list[Any]] | None = None,
+) -> None:
+    """Send requests from four clients, each one request at a time, until ``stop``; append
+    (status, version) each, in the order the answers came (and per client, when given:
+    four requests in flight may answer out of the order they were routed in)."""
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
 
         async def worker(k: int) -> None:
@@ -162,9 +170,12 @@ async def _load(url: str, customers: list[str], results: list[Any], stop: asynci
                 body = {"instances": [{"customer_id": customers[i % len(customers)]}]}
                 try:
                     resp = await client.post(f"/v1/models/{MODEL}:predict", json=body)
-                    results.append((resp.status_code, resp.headers.get("x-sluice-version")))
+                    answer = (resp.status_code, resp.headers.get("x-sluice-version"))
                 except httpx.HTTPError as exc:
-                    results.append((0, repr(exc)))
+                    answer = (0, repr(exc))
+                results.append(answer)
+                if per_client is not None:
+                    per_client[k].append(answer)
                 i += 4
 
         await asyncio.gather(*(worker(k) for k in range(4)))
@@ -181,18 +192,23 @@ def _last(results: list[Any], n: int, version: str) -> bool:
 
 
 def test_bluegreen_switch_under_load_fails_no_request(stack: Stack) -> None:
-    """Users of both router replicas keep getting answers while blue/green switches: every
-    request before the switch is v1's, then every one v2's, and none fails."""
+    """Users of both router replicas keep getting answers while blue/green switches: each
+    user's requests are v1's until the switch, then every one v2's, and none fails."""
     stack.route(candidate="v2", mode="bluegreen")
     customers = stack.customers(200)
     on_router: list[Any] = []
     on_replica: list[Any] = []
+    clients: dict[str, list[list[Any]]] = {"router": [[] for _ in range(4)],
+                                           "replica": [[] for _ in range(4)]}  # fmt: skip
 
     async def scenario() -> None:
         stop = asyncio.Event()
         loads = [
-            asyncio.create_task(_load(url, customers, results, stop))
-            for url, results in ((stack.router, on_router), (stack.replica, on_replica))
+            asyncio.create_task(_load(url, customers, results, stop, clients[name]))
+            for name, url, results in (
+                ("router", stack.router, on_router),
+                ("replica", stack.replica, on_replica),
+            )
         ]
         await _until(lambda: len(on_router) >= 50 and len(on_replica) >= 50)
         async with httpx.AsyncClient(timeout=10) as admin:
@@ -214,11 +230,13 @@ def test_bluegreen_switch_under_load_fails_no_request(stack: Stack) -> None:
     for results in (on_router, on_replica):
         statuses = Counter(status for status, _ in results)
         assert statuses == {200: len(results)}, statuses
-        versions = [v for _, v in results]
-        switched = versions.index("v2")
-        assert switched >= 50
-        assert set(versions[:switched]) == {"v1"}
-        assert set(versions[switched:]) == {"v2"}
+        assert [v for _, v in results].index("v2") >= 50  # v1 answered until the switch
+    for name, users in clients.items():
+        for k, answers in enumerate(users):
+            versions = [v for _, v in answers]
+            switched = versions.index("v2")
+            assert set(versions[:switched]) <= {"v1"}, (name, k)
+            assert set(versions[switched:]) == {"v2"}, (name, k, versions[switched:])
 
 
 def test_a_failing_candidate_is_answered_by_stable(stack: Stack) -> None:
