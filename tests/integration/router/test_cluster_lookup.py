@@ -106,7 +106,7 @@ def test_a_cluster_read_as_a_single_redis_is_a_503_and_a_log_line_naming_the_set
     with router(stack, features_on_cluster, redis_cluster, cluster=False) as proc:
         resp = predict(proc.url or "", stack.customers(1))
         assert resp.status_code == 503, resp.text
-        # the first request reads what v1 takes, the views' refs included, from the store
-        assert resp.json()["error"]["code"] == "unavailable"
+        # the views' refs cannot be read: a failed lookup, under the route's reject policy
+        assert resp.json()["error"]["code"] == "feature_lookup_unavailable"
         assert "127.0.0.1" not in resp.text
         assert "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER" in proc.output()
