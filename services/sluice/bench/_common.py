@@ -109,6 +109,15 @@ ENVS = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache" / "sluice")) /
 """The peers' own environments (MLServer, KServe, py-spy): never a project dependency."""
 
 
+def need(*tools: str) -> None:
+    """Exit naming the first of ``tools`` (wrk, nginx) that is not installed, and how to
+    get it."""
+    for tool in tools:
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            sys.exit(f"{tool} is not on PATH: install it (Debian: apt-get update && apt-get "
+                     f"install -y {tool}; in a Sluice checkout: scripts/tools {tool})")  # fmt: skip
+
+
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[tuple[str, int]]:
     """A real redis-server on a free loopback port, no persistence; yields (url, pid)."""

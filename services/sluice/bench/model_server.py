@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from sluice.bench._common import (
     RESULTS,
     WRK_SCRIPT,
     free_port,
+    need,
     parse_wrk,
     serving,
     tree_cpu_seconds,
@@ -88,8 +88,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=RESULTS / "model_server.md")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not on PATH: apt-get update && apt-get install -y wrk")
+    need("wrk")
     command = shlex.join(["python", "-m", "sluice.bench.model_server", *sys.argv[1:]])
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:

@@ -55,6 +55,7 @@ from sluice.bench._common import (
     RESULTS,
     environment,
     free_port,
+    need,
     redis_server,
     serving,
     tree_cpu_seconds,
@@ -224,9 +225,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.md")
     args = parser.parse_args()
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            sys.exit(f"{tool} is not on PATH: scripts/tools wrk nginx")
+    need("wrk", "nginx")
     command = shlex.join(["python", "-m", "sluice.bench.peers", *sys.argv[1:]])
     mlserver_python = peer_env("mlserver", MLSERVER)
     kserve_python = peer_env("kserve", KSERVE)

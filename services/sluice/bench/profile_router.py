@@ -21,7 +21,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from sluice.bench._common import ENVS, RESULTS, environment, tree_cpu_seconds
+from sluice.bench._common import ENVS, RESULTS, environment, need, tree_cpu_seconds
 from sluice.bench.model_server import model_server, train, write_bodies
 from sluice.bench.peers import (
     TRAIN_ROWS,
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--entity", action="store_true", help="only the customer id is sent")
     parser.add_argument("--out", type=Path, default=RESULTS / "profile_router.md")
     args = parser.parse_args()
+    need("wrk")
     spy = py_spy()
     command = shlex.join(["python", "-m", "sluice.bench.profile_router", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="sluice-profile-") as tmp, ExitStack() as stack:

@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from sluice.bench._common import (
     WRK_SCRIPT,
     churn_views,
     free_port,
+    need,
     parse_wrk,
     redis_server,
     serving,
@@ -135,8 +135,7 @@ def main() -> None:
         "--baseline", type=Path, help="a source tree whose services/ runs as a second router"
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not on PATH: apt-get update && apt-get install -y wrk")
+    need("wrk")
     command = shlex.join(["python", "-m", "sluice.bench.router", *sys.argv[1:]])
     load_before = os.getloadavg()
     results: list[Result] = []

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from sluice.bench._common import RESULTS, free_port, serving, tree_cpu_seconds
+from sluice.bench._common import RESULTS, free_port, need, serving, tree_cpu_seconds
 from sluice.bench.model_server import train, write_bodies
 from sluice.bench.peers import WRK_SCRIPT, machine, redis, wrk
 from sluice.core.serve import listeners
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.md")
     args = parser.parse_args()
+    need("wrk")
     command = shlex.join(["python", "-m", "sluice.bench.scale", *sys.argv[1:]])
     sluice = str(Path(sys.executable).with_name("sluice"))
     rows: list[Row] = []

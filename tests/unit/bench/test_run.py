@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from sluice.bench import run
@@ -51,3 +52,12 @@ def test_sluice_bench_names_an_unknown_benchmark_and_runs_nothing(tmp_path: Path
     assert "no benchmark named nginx; known: model_server, router, peers" in str(result.exception)
     listed = CliRunner().invoke(app, ["bench", "--list"])
     assert listed.exit_code == 0 and listed.output.split() == list(run.QUICK)
+
+
+def test_a_missing_tool_is_named_with_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sluice.bench._common import need
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SystemExit) as exited:
+        need("wrk")
+    assert str(exited.value).startswith("wrk is not on PATH: install it (Debian: apt-get")
