@@ -158,6 +158,7 @@ class RedisOnlineStore:
         self._cluster = isinstance(client, RedisCluster)
         self._where = redact(url)
         self._down = False
+        self._misread = False
         self._batch = batch_size
         self._clock = clock
         self._catalog = Catalog()
@@ -303,9 +304,11 @@ class RedisOnlineStore:
         try:
             result = await pending
         except rx.MovedError as exc:  # a cluster node asked through the single-Redis client
-            log.error("Redis at %s is a Redis Cluster node (it answered MOVED): give the "
-                      "online store's cluster setting (SLUICE_FEATURE_STORE_REDIS_CLUSTER, "
-                      "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER)", self._where)  # fmt: skip
+            if not self._misread:  # once: every call would say it again
+                self._misread = True
+                log.error("Redis at %s is a Redis Cluster node (it answered MOVED): give the "
+                          "online store's cluster setting (SLUICE_FEATURE_STORE_REDIS_CLUSTER, "
+                          "SLUICE_ROUTER_FEATURE_REDIS_CLUSTER)", self._where)  # fmt: skip
             raise OnlineStoreUnavailable(
                 "the online store is unavailable: its Redis is a cluster this service was "
                 "not configured for"

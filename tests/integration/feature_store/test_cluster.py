@@ -62,3 +62,31 @@ def test_materialise_push_and_read_on_a_cluster(redis_cluster: str, tmp_path: Pa
     keys = list(admin.scan_iter(match="sluice:fs:*{K007}", target_nodes=admin.PRIMARIES))
     assert len(keys) == 2 and len({admin.keyslot(k) for k in keys}) == 1
     admin.close()
+
+
+def test_a_cluster_read_as_one_redis_is_unavailable_and_said_once(
+    redis_cluster: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cluster setting forgotten: a 503 (OnlineStoreUnavailable) on every call, not a
+    crash, and one error line naming the setting, not one per call."""
+    from sluice.feature_store import keys
+    from sluice.feature_store.errors import OnlineStoreUnavailable
+
+    admin = RedisCluster.from_url(redis_cluster)
+    owner = admin.get_node_from_key(keys.VIEWS_KEY)
+    other = next(n for n in admin.get_primaries() if n.port != owner.port)
+    admin.close()
+
+    async def main() -> None:
+        store = RedisOnlineStore.from_url(f"redis://127.0.0.1:{other.port}/0")
+        try:
+            for _ in range(3):
+                with pytest.raises(OnlineStoreUnavailable, match="not configured for"):
+                    await store.refresh()
+        finally:
+            await store.aclose()
+
+    with caplog.at_level("ERROR", logger="sluice.feature_store.backends"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if "answered MOVED" in r.getMessage()]
+    assert len(said) == 1 and "SLUICE_FEATURE_STORE_REDIS_CLUSTER" in said[0], said
