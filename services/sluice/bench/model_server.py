@@ -201,9 +201,10 @@ def hello_server(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def model_server(
-    work: Path, registry: Path, mode: str, batch: int = 0, loop: str | None = None
+    work: Path, registry: Path, mode: str, batch: int = 0, loop: str | None = None, **more: str
 ) -> Iterator[tuple[str, int]]:
-    """``sluice serve model-server`` on ``loop``, else on the service's default loop."""
+    """``sluice serve model-server`` on ``loop``, else on the service's default loop;
+    ``more`` environment variables on top."""
     port = free_port()
     sluice = Path(sys.executable).with_name("sluice")
     argv = [str(sluice), "serve", "model-server", "--registry", str(registry),
@@ -215,6 +216,7 @@ def model_server(
     }
     if loop is not None:
         env["SLUICE_MODEL_SERVER_EVENT_LOOP"] = loop
+    env.update(more)
     log = work / f"{mode}-{batch}-{loop or 'default'}-{port}.log"
     with serving(argv, f"http://127.0.0.1:{port}", "/readyz", env, log) as served:
         yield served

@@ -16,7 +16,9 @@ served by:
   and latency logging off, access log off);
 - nginx (one worker process, access log off, upstream keepalive) in front of our model
   server: the plain reverse proxy;
-- our router in front of the same model server (prediction log on, as deployed);
+- our router in front of the same model server (prediction log on, as deployed), and two
+  more with one setting back at its old value: Python's default GC (``gc_freeze`` off) and
+  uvicorn's ASGI cycle for the inference path (``hot_protocol`` off);
 - end to end: the same router given only the customer's id, its features read from the
   online store (Redis, materialised from the training table), then the model server.
 
@@ -253,6 +255,9 @@ def main() -> None:
         gc_url, gc_pid = stack.enter_context(
             router(work, redis_url, registry, ours, SLUICE_ROUTER_GC_FREEZE="false")
         )
+        asgi_url, asgi_pid = stack.enter_context(
+            router(work, redis_url, registry, ours, SLUICE_ROUTER_HOT_PROTOCOL="false")
+        )
         infer = "/v2/models/churn/infer"
         targets = [
             Target("sluice model server", ours + infer, {"server": ours_pid}),
@@ -273,6 +278,11 @@ def main() -> None:
                 "sluice router, Python's default GC -> sluice model server",
                 gc_url + infer,
                 {"proxy": gc_pid, "upstream": ours_pid},
+            ),
+            Target(
+                "sluice router, uvicorn's ASGI cycle -> sluice model server",
+                asgi_url + infer,
+                {"proxy": asgi_pid, "upstream": ours_pid},
             ),
             Target(
                 "end to end: customer id -> router + online store -> sluice model server",
@@ -544,6 +554,7 @@ def ratios(rows: list[Row]) -> Iterator[str]:
         ng, rt = find("nginx", concurrency), find("sluice router", concurrency)
         uv = find("sluice model server on uvloop", concurrency)
         untuned = find("sluice router, Python's default GC", concurrency)
+        asgi = find("sluice router, uvicorn's ASGI cycle", concurrency)
         e2e = find("end to end", concurrency)
         if e2e and ours:
             yield (
@@ -585,6 +596,13 @@ def ratios(rows: list[Row]) -> Iterator[str]:
                 f"{rt.cpu_us['proxy']:.0f} vs {untuned.cpu_us['proxy']:.0f} us, p99 "
                 f"{rt.p99_ms:.2f} vs {untuned.p99_ms:.2f} ms, p99.9 {rt.p999_ms:.2f} vs "
                 f"{untuned.p999_ms:.2f} ms"
+            )
+        if rt and asgi:
+            yield (
+                f"- c={concurrency}: router answering inference from its own protocol (the "
+                f"default) against uvicorn's ASGI cycle: proxy CPU per request "
+                f"{rt.cpu_us['proxy']:.0f} vs {asgi.cpu_us['proxy']:.0f} us, p50 "
+                f"{rt.p50_ms:.3f} vs {asgi.p50_ms:.3f} ms"
             )
 
 

@@ -173,7 +173,8 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
-"""An answer as the hot path sends it: status, body, raw headers (it adds ``x-request-id``)."""
+"""An answer as the hot path sends it: status, body, raw headers (``content-length`` among
+them; it adds ``x-request-id``)."""
 _HOT = "sluice.hot_route"
 T = TypeVar("T")
 
@@ -225,20 +226,20 @@ class HotPath(Generic[T]):
         """One request answered (or failed while sending) with ``status`` in ``seconds``."""
         self.metrics.observe(template, status, seconds)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def respond(self, scope: Scope, receive: Receive) -> Answer | None:
+        """The answer to a matched request, ``x-request-id`` among its headers, counted and
+        timed; None when the client went away before its request was read."""
         started = time.perf_counter()
         if _HOT not in scope and not self.match(scope):
             raise AssertionError(f"not a route of this hot path: {scope['path']}")
         template, target = scope[_HOT]
         rid = request_id(scope)
         token = ctx.request_id.set(rid)
-        status = 500
         try:
             try:
                 status, body, headers = await self.answer(scope, receive, rid, template, target)
             except Disconnected:
-                status = 0
-                return
+                return None
             except SluiceError as exc:
                 status, body, headers = self.error(exc, template, target)
             except Exception:
@@ -246,12 +247,18 @@ class HotPath(Generic[T]):
                 failed = SluiceError("internal server error")
                 status, body, headers = self.error(failed, template, target)
             headers.append((REQUEST_ID_HEADER, rid.encode()))
+            self.observed(template, status, time.perf_counter() - started)
+            return status, body, headers
+        finally:
+            ctx.request_id.reset(token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """:meth:`respond` as an ASGI app."""
+        answer = await self.respond(scope, receive)
+        if answer is not None:
+            status, body, headers = answer
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
-        finally:  # counted like RequestMiddleware does, even when sending fails
-            if status:
-                self.observed(template, status, time.perf_counter() - started)
-            ctx.request_id.reset(token)
 
 
 class HotRoutes(HotPath[Endpoint]):

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Receive, Scope
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
+from sluice.core.http import HotPath, ShortcutApp
 from sluice.core.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -27,6 +36,68 @@ def freeze_startup_heap() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+class HotHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, but a request the app's hot path matches is answered
+    by it directly: no ASGI messages, and status line, headers and body leave in one write.
+
+    uvicorn still parses, keeps connections alive, pipelines, flow-controls and shuts down;
+    only the request's cycle is ours. ``hot`` is set on a subclass per app (:func:`hot_protocol`).
+    """
+
+    hot: HotPath[object]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: object) -> None:
+        if not self.hot.match(cast(Scope, cycle.scope)):
+            super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
+            return
+        task = self.loop.create_task(self._answer(cycle))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer(self, cycle: RequestResponseCycle) -> None:
+        """Answer like uvicorn's cycle would (its default ``date`` and ``server`` headers,
+        ``connection: close`` when the connection ends), the answer's own headers as they
+        are (the hot path's, never a client's)."""
+        try:
+            answer = await self.hot.respond(cast(Scope, cycle.scope), cast(Receive, cycle.receive))
+            if answer is None or cycle.disconnected:
+                return
+            if cycle.flow.write_paused:
+                await cycle.flow.drain()
+            status, body, headers = answer
+            out = [STATUS_LINE.get(status) or b"HTTP/1.1 %d \r\n" % status]
+            for name, value in self.server_state.default_headers:
+                out += (name, b": ", value, b"\r\n")
+            for name, value in headers:
+                out += (name, b": ", value, b"\r\n")
+            if not cycle.keep_alive:
+                out.append(b"connection: close\r\n")
+            out += (b"\r\n", body)
+            cycle.response_started = cycle.response_complete = True
+            cycle.transport.write(b"".join(out))
+            cycle.message_event.set()
+            if not cycle.keep_alive:
+                cycle.transport.close()
+            cycle.on_response()
+        except asyncio.CancelledError:
+            cycle.transport.close()
+            raise
+        except Exception:  # HotPath.respond answers its own errors: this is a bug of ours
+            log.exception("unexpected error answering %s", cycle.scope.get("path"))
+            cycle.transport.close()
+        finally:
+            cycle.on_response = lambda: None
+
+
+def hot_protocol(app: FastAPI) -> type[HttpToolsProtocol]:
+    """The protocol class that serves ``app``: :class:`HotHttpProtocol` for its hot path,
+    uvicorn's own when it has none."""
+    hot = getattr(app, "shortcut", None) if isinstance(app, ShortcutApp) else None
+    if not isinstance(hot, HotPath):
+        return HttpToolsProtocol
+    return type("HotHttp", (HotHttpProtocol,), {"hot": hot})
+
+
 def run_app(app: FastAPI, settings: ServiceSettings) -> None:
     """Serve ``app`` on one worker with httptools on the configured event loop, no access
     log, no proxy headers, the startup heap frozen out of the GC (``gc_freeze``), graceful
@@ -40,7 +111,7 @@ def run_app(app: FastAPI, settings: ServiceSettings) -> None:
         host=settings.host,
         port=settings.port,
         loop=settings.event_loop,
-        http="httptools",
+        http=hot_protocol(app) if settings.hot_protocol else "httptools",
         access_log=False,
         # the peer's address stays the client's: uvicorn would otherwise believe
         # X-Forwarded-For from 127.0.0.1 (a sidecar, a port-forward) whatever the router's

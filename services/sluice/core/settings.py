@@ -47,6 +47,10 @@ class ServiceSettings(BaseSettings):
     out of the cyclic GC's reach and collect the youngest generation every 5,000
     allocations instead of 700. Full collections then stop walking the startup heap in
     the middle of requests: the router's p99 at c=16 fell 3-4x (docs/benchmarks.md)."""
+    hot_protocol: bool = True
+    """Answer the inference POSTs from uvicorn's protocol directly, without an ASGI cycle,
+    headers and body in one write (``core/serve.HotHttpProtocol``); false serves them
+    through uvicorn's ASGI cycle like every other route (docs/benchmarks.md)."""
 
 
 def with_password(url: str, password: str) -> str:
