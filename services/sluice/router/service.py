@@ -217,22 +217,37 @@ class RouterService:
         if reply.status != 200:
             self.tally.client_error(route.model, version)
         else:
-            answer = self._log(req, route, frame, version, schemas[version], reply, seconds)
+            # after the answer is written (the rest of this step writes it): reading the
+            # model's answer, the log record, the tally and the shadow copy cost the caller
+            # no latency
+            asyncio.get_running_loop().call_soon(
+                self._answered, req, route, frame, version, schemas[version], reply, seconds, shadow
+            )
+        return reply, version
+
+    def _answered(
+        self,
+        req: Inference,
+        route: Route,
+        frame: Frame,
+        version: str,
+        schema: VersionSchema,
+        reply: Reply,
+        seconds: float,
+        shadow: tuple[str, VersionSchema] | None,
+    ) -> None:
+        """Log, count and mirror a request ``version`` answered (200)."""
+        try:
+            answer = self._log(req, route, frame, version, schema, reply, seconds)
             self.tally.answered(route.model, version, seconds, answer.scores if answer else ())
             if shadow is not None and answer is not None:
                 candidate, theirs = shadow
                 job = ShadowJob(
-                    route,
-                    version,
-                    candidate,
-                    frame,
-                    answer,
-                    req.request_id,
-                    theirs,
-                    schemas[version],
+                    route, version, candidate, frame, answer, req.request_id, theirs, schema
                 )
                 self.mirror.submit(job)
-        return reply, version
+        except Exception:  # the caller has its answer: nothing to turn into a 500
+            log.exception("recording an answer of %s version %s failed", route.model, version)
 
     async def explain(self, req: Inference) -> tuple[Reply, str]:
         """``:explain`` by the version that would answer this request as a ``:predict`` (the
