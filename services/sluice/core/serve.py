@@ -47,7 +47,8 @@ class HotHttpProtocol(HttpToolsProtocol):
     hot: HotPath[object]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: object) -> None:
-        if not self.hot.match(cast(Scope, cycle.scope)):
+        # not the app: uvicorn's own answer (over limit_concurrency), which it keeps
+        if app is not self.app or not self.hot.match(cast(Scope, cycle.scope)):
             super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
             return
         task = self.loop.create_task(self._answer(cycle))
