@@ -46,6 +46,7 @@ QUICK: dict[str, list[str]] = {
     "drift_monitor": ["--runs", "1"],
     "rollout": ["--rounds", "1"],
     "explain": ["--rows", "2"],
+    "http_protocol": ["--rounds", "1", "--requests", "2000"],
 }
 """Every benchmark this runner knows, with the arguments of a quick run."""
 

@@ -9,23 +9,26 @@ import os
 import subprocess
 from pathlib import Path
 
-from sluice.bench.run import tables
+import pytest
+
+from sluice.bench.run import QUICK, tables
 from tests.support.procs import sluice_command
 
 
-def test_a_quick_run_writes_its_page_and_the_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["feature_store", "http_protocol"])
+def test_a_quick_run_writes_its_page_and_the_record(tmp_path: Path, name: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SLUICE_BENCH_RESULTS"}
     done = subprocess.run(
-        [*sluice_command(), "bench", "feature_store", "--quick"],
+        [*sluice_command(), "bench", name, "--quick"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "[1/1] feature_store: done" in done.stdout  # progress, as it goes
+    assert f"[1/1] {name}: done" in done.stdout  # progress, as it goes
     results = tmp_path / "bench" / "results"
-    page = (results / "feature_store.md").read_text()
+    page = (results / f"{name}.md").read_text()
     assert any(t["rows"] for t in tables(page))
     (record,) = [json.loads(p.read_text()) for p in results.glob("*.json")]
     (run,) = record["benchmarks"]
-    assert (run["name"], run["exit_code"], record["quick"]) == ("feature_store", 0, True)
-    assert run["command"].startswith("python -m sluice.bench.feature_store --runs 1")
+    assert (run["name"], run["exit_code"], record["quick"]) == (name, 0, True)
+    assert run["command"].startswith(f"python -m sluice.bench.{name} {QUICK[name][0]}")
     assert run["tables"] and record["machine"]["cpus"] == os.cpu_count()
