@@ -236,12 +236,29 @@ class RouterService:
         seconds: float,
         shadow: tuple[str, VersionSchema] | None,
     ) -> None:
-        """Log, count and mirror a request ``version`` answered (200)."""
+        """Log (a stable-only route's by its sample rate), count and mirror a request
+        ``version`` answered (200); an answer that cannot be read is counted, not logged."""
         try:
-            answer = self._log(req, route, frame, version, schema, reply, seconds)
-            self.tally.answered(route.model, version, seconds, answer.scores if answer else ())
-            if shadow is not None and answer is not None:
+            try:
+                labels, scores = read_answer(frame.protocol, reply.body, schema.classes)
+            except CodecError:
+                self.metrics.child(self.metrics.predlog_dropped, req.model, "unreadable").inc()
+                self.tally.answered(route.model, version, seconds, ())
+                return
+            self.tally.answered(route.model, version, seconds, scores)
+            rate = self.settings.predlog_sample
+            if route.predlog_sample is not None:
+                rate = route.predlog_sample
+            if route.candidate is None and rate < 1.0 and random.random() >= rate:
+                self.metrics.child(self.metrics.predlog_sampled_out, req.model).inc()
+            else:
+                seen = frame.seen(schema.features)
+                record = PredictionRecord(req.request_id, time.time(), version, "primary", seen,
+                                          labels, scores, seconds * 1000)  # fmt: skip
+                self.predlog.write(req.model, record)
+            if shadow is not None:
                 candidate, theirs = shadow
+                answer = Answer(labels, scores, seconds)
                 job = ShadowJob(
                     route, version, candidate, frame, answer, req.request_id, theirs, schema
                 )
@@ -439,37 +456,6 @@ class RouterService:
                     return _gateway_reply(route.model, version, exc), version
                 self.metrics.child(self.metrics.fallbacks, route.model, version).inc()
         raise AssertionError("unreachable")
-
-    def _log(
-        self,
-        req: Inference,
-        route: Route,
-        frame: Frame,
-        version: str,
-        schema: VersionSchema,
-        reply: Reply,
-        seconds: float,
-    ) -> Answer | None:
-        """Queue the prediction-log record (a stable-only route's by its sample rate); the
-        parsed answer (None if unreadable)."""
-        try:
-            labels, scores = read_answer(frame.protocol, reply.body, schema.classes)
-        except CodecError:
-            self.metrics.child(self.metrics.predlog_dropped, req.model, "unreadable").inc()
-            return None
-        if route.candidate is None:
-            rate = self.settings.predlog_sample
-            if route.predlog_sample is not None:
-                rate = route.predlog_sample
-            if rate < 1.0 and random.random() >= rate:
-                self.metrics.child(self.metrics.predlog_sampled_out, req.model).inc()
-                return Answer(labels, scores, seconds)
-        seen = frame.seen(schema.features)
-        record = PredictionRecord(
-            req.request_id, time.time(), version, "primary", seen, labels, scores, seconds * 1000
-        )
-        self.predlog.write(req.model, record)
-        return Answer(labels, scores, seconds)
 
 
 def _gateway_reply(model: str, version: str, exc: Exception) -> Reply:
