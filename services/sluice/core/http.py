@@ -223,7 +223,7 @@ class HotPath(Generic[T]):
         raise NotImplementedError
 
     def observed(self, template: str, status: int, seconds: float) -> None:
-        """One request answered (or failed while sending) with ``status`` in ``seconds``."""
+        """One request answered with ``status`` in ``seconds`` (counted before it is written)."""
         self.metrics.observe(template, status, seconds)
 
     async def respond(self, scope: Scope, receive: Receive) -> Answer | None:
