@@ -288,12 +288,26 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
         router["SLUICE_ROUTER_FEATURE_REDIS_URL"]
         == (configs["sluice-feature-store"]["data"]["SLUICE_REDIS_URL"])
     )
+    # the prediction log on its own cluster: the router writes it, the monitor reads it there
+    monitor = configs["sluice-drift-monitor"]["data"]
+    assert router["SLUICE_ROUTER_PREDLOG_REDIS_URL"] == monitor["SLUICE_REDIS_URL"]
+    assert monitor["SLUICE_REDIS_URL"] == "redis://redis-predlog.example.internal:6379"
+    assert router["SLUICE_ROUTER_PREDLOG_REDIS_CLUSTER"] == "true"
+    assert monitor["SLUICE_DRIFT_MONITOR_REDIS_CLUSTER"] == "true"
+    assert router["SLUICE_REDIS_URL"] == "redis://redis-state.example.internal:6379/0"
+    single = by_kind(external, "ConfigMap")
+    assert "SLUICE_ROUTER_PREDLOG_REDIS_URL" not in single["sluice-router"]["data"]
+    assert single["sluice-drift-monitor"]["data"]["SLUICE_REDIS_URL"] == (
+        "rediss://redis.example.internal:6380/0"
+    )
+    assert single["sluice-drift-monitor"]["data"]["SLUICE_DRIFT_MONITOR_REDIS_CLUSTER"] == "false"
     job = by_kind(cluster, "Job")["sluice-materialize"]
     assert "--redis-cluster" in pod_spec(job)["containers"][0]["args"]
     # each Redis its own password: the cluster's Secret where the online store is read
     deployments = by_kind(cluster, "Deployment")
     cluster_pw = {"name": "redis-cluster-password", "key": "password"}
     state_pw = {"name": "redis-password", "key": "password"}
+    predlog_pw = {"name": "redis-predlog-password", "key": "password"}
     for container, variable, secret in [
         (pod_spec(deployments["sluice-feature-store"])["containers"][0], "SLUICE_REDIS_PASSWORD",
          cluster_pw),
@@ -303,8 +317,10 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
          "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD", cluster_pw),
         (pod_spec(deployments["sluice-router"])["containers"][0], "SLUICE_REDIS_PASSWORD",
          state_pw),
+        (pod_spec(deployments["sluice-router"])["containers"][0],
+         "SLUICE_ROUTER_PREDLOG_REDIS_PASSWORD", predlog_pw),
         (pod_spec(deployments["sluice-drift-monitor"])["containers"][0], "SLUICE_REDIS_PASSWORD",
-         state_pw),
+         predlog_pw),
     ]:  # fmt: skip
         env = {e["name"]: e for e in container["env"]}
         assert env[variable]["valueFrom"]["secretKeyRef"] == secret, (container["name"], variable)
@@ -313,11 +329,14 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
         "containers"][0]["env"]}  # fmt: skip
     assert "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" in router_env
     assert "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" not in plain  # one Redis, one password
+    assert "SLUICE_ROUTER_PREDLOG_REDIS_PASSWORD" not in plain
 
 
 def test_a_redis_cluster_without_its_url_is_refused(helm: Path) -> None:
     done = run_failing(helm, "--set", "redis.onlineStore.cluster=true")
     assert "redis.onlineStore.url is required when redis.onlineStore.cluster is true" in done
+    done = run_failing(helm, "--set", "redis.predictionLog.cluster=true")
+    assert "redis.predictionLog.url is required when redis.predictionLog.cluster is true" in done
 
 
 def test_redis_keeps_its_data_by_default(render: Render) -> None:

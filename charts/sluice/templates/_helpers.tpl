@@ -93,6 +93,8 @@ values (existingSecret, secretKey, value), the created Secret's component (its n
   "redis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.auth "component" "redis-auth" "enabled" $v.redis.auth.enabled)
   "onlineRedis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.onlineStore.auth "component" "online-redis-auth" "enabled" (not (empty $v.redis.onlineStore.auth.existingSecret)))
   "routerOnlineRedis" (dict "env" "SLUICE_ROUTER_FEATURE_REDIS_PASSWORD" "values" $v.redis.onlineStore.auth "component" "online-redis-auth" "enabled" (not (empty $v.redis.onlineStore.auth.existingSecret)))
+  "predlogRedis" (dict "env" "SLUICE_REDIS_PASSWORD" "values" $v.redis.predictionLog.auth "component" "predlog-redis-auth" "enabled" (not (empty $v.redis.predictionLog.auth.existingSecret)))
+  "routerPredlogRedis" (dict "env" "SLUICE_ROUTER_PREDLOG_REDIS_PASSWORD" "values" $v.redis.predictionLog.auth "component" "predlog-redis-auth" "enabled" (not (empty $v.redis.predictionLog.auth.existingSecret)))
 -}}
 {{- toJson $roles -}}
 {{- end -}}
@@ -102,6 +104,12 @@ whose SLUICE_REDIS_URL is the online store (feature store, materialisation): its
 (redis.onlineStore.auth.existingSecret) when given, else the one Redis password. */}}
 {{- define "sluice.onlineRedisRole" -}}
 {{- ternary "onlineRedis" "redis" (not (empty .Values.redis.onlineStore.auth.existingSecret)) -}}
+{{- end -}}
+
+{{/* The same for the drift monitor, whose SLUICE_REDIS_URL is the prediction log's Redis:
+redis.predictionLog.auth.existingSecret when given, else the one Redis password. */}}
+{{- define "sluice.predlogRedisRole" -}}
+{{- ternary "predlogRedis" "redis" (not (empty .Values.redis.predictionLog.auth.existingSecret)) -}}
 {{- end -}}
 
 {{/* A role's Secret name: (dict "root" $ "role" "feedback"). */}}

@@ -119,14 +119,15 @@ def need(*tools: str) -> None:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[tuple[str, int]]:
-    """A real redis-server on a free loopback port, no persistence; yields (url, pid)."""
+def redis_server(workdir: Path, *extra: str, port: int | None = None) -> Iterator[tuple[str, int]]:
+    """A real redis-server on a free loopback port (or ``port``), no persistence, ``extra``
+    arguments added; yields (url, pid)."""
     from sluice.local.stack import redis_server_binary
 
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", str(workdir), "--save", "", "--appendonly", "no"]  # fmt: skip
+            "--dir", str(workdir), "--save", "", "--appendonly", "no", *extra]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         import redis
@@ -146,6 +147,46 @@ def redis_server(workdir: Path) -> Iterator[tuple[str, int]]:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@contextmanager
+def redis_cluster(workdir: Path, shards: int = 3) -> Iterator[tuple[str, list[int]]]:
+    """A real Redis Cluster of ``shards`` primaries on loopback (slots split evenly by
+    ``redis-cli --cluster create``); yields the URL of one node and every node's pid."""
+    from contextlib import ExitStack
+
+    import redis
+
+    from sluice.local.stack import redis_server_binary
+
+    ports: list[int] = []
+    while len(ports) < shards:  # the cluster bus listens on port + 10000: keep both free
+        port = free_port()
+        if port + 10000 <= 65535 and port not in ports:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            ports.append(port)
+    with ExitStack() as stack:
+        pids = [
+            stack.enter_context(redis_server(
+                workdir / str(port), "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{port}.conf", port=port,
+            ))[1]
+            for port in ports
+        ]  # fmt: skip
+        cli = str(Path(redis_server_binary()).with_name("redis-cli"))
+        nodes = [f"127.0.0.1:{p}" for p in ports]
+        subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
+                        "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not all(redis.Redis(port=p).cluster("info")["cluster_state"] == "ok" for p in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not come up")
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{ports[0]}/0", pids
 
 
 def environment(home: Path, requirements: list[str]) -> Path:

@@ -47,6 +47,7 @@ QUICK: dict[str, list[str]] = {
     "rollout": ["--rounds", "1"],
     "explain": ["--rows", "2"],
     "http_protocol": ["--rounds", "1", "--requests", "2000"],
+    "predlog_shards": ["--records", "3000", "--rounds", "1"],
 }
 """Every benchmark this runner knows, with the arguments of a quick run."""
 

@@ -20,6 +20,7 @@ window commit does).
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -34,7 +35,7 @@ return 0
 class RedisLease:
     """Acquire, renew and release leases on ``client``; keys are passed per call."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
         self.client = client
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)

@@ -6,7 +6,8 @@ answered 503, a prediction-log batch dropped, one per connection the pool held. 
 immediate retry on a connection error (on a new connection) hides that from callers and
 costs nothing while Redis is really down: the retry is refused just as fast. Timeouts are
 not retried, so a frozen Redis still fails a call within the caller's timeout. (The
-feature store's online store keeps its own client: it speaks Redis Cluster too.)
+feature store's online store keeps its own client.) ``connect_cluster`` is the same for a
+Redis Cluster: the prediction log and the drift monitor's state can live on one.
 
 Commands are packed in C by hiredis (``HiredisPackingConnection``) on plain TCP; a TLS or
 Unix-socket URL keeps redis-py's own connection class.
@@ -19,6 +20,7 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,6 +33,22 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
     retry = Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
     options.setdefault("connection_class", HiredisPackingConnection)
     return aioredis.Redis.from_url(url, retry=retry, **options)
+
+
+def connect_cluster(url: str, **options: Any) -> RedisCluster:
+    """A Redis Cluster client that discovers every shard from the node at ``url``; retries
+    like ``connect`` (a moved slot or a failed-over shard is redis-py's own retry)."""
+    retry = Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
+    client = RedisCluster.from_url(url, retry=retry, **options)
+    if client.connection_kwargs.get("connection_class") is aioredis.Connection:
+        # redis-py's cluster client takes no connection class (it fixes Connection; TLS
+        # keeps its own): every node it discovers is made from these kwargs, the startup
+        # node already was. Packing in Python cost the router's log writer 34 µs a record
+        # of its 68 on a cluster (bench/results/predlog_shards.md).
+        client.connection_kwargs["connection_class"] = HiredisPackingConnection
+        for node in client.startup_nodes:
+            node.connection_class = HiredisPackingConnection
+    return client
 
 
 class HiredisPackingConnection(aioredis.Connection):

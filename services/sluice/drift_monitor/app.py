@@ -23,7 +23,7 @@ from sluice.core.health import Check, health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, install_openapi
-from sluice.core.redisclient import connect
+from sluice.core.redisclient import connect, connect_cluster
 from sluice.core.registry import ModelRegistry
 from sluice.drift_monitor.api import add_routes
 from sluice.drift_monitor.backends import (
@@ -55,7 +55,9 @@ def create_app(
     run_monitor: bool = True,
 ) -> FastAPI:
     """The app for ``settings``; with no backends given, real ones on ``settings.redis_url``."""
-    client = connect(settings.redis_url) if state is None else None
+    client = None
+    if state is None:
+        client = (connect_cluster if settings.redis_cluster else connect)(settings.redis_url)
     http = httpx.AsyncClient(timeout=settings.alert_timeout_seconds)
     if client is not None:
         state = RedisStateStore(client)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from sluice.core.lease import RedisLease
@@ -50,13 +51,12 @@ class PredictionLog(Protocol):
 
 
 class RedisPredictionLog:
-    def __init__(self, client: aioredis.Redis, group: str, consumer: str, start_from: str) -> None:
-        self.client, self.group, self.consumer, self.start_from = (
-            client,
-            group,
-            consumer,
-            start_from,
-        )
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, group: str, consumer: str, start_from: str
+    ) -> None:
+        self.client, self.group, self.consumer = client, group, consumer
+        self.start_from = start_from
+        self.cluster = isinstance(client, RedisCluster)
 
     async def models(self) -> list[str]:
         found = set()
@@ -83,21 +83,33 @@ class RedisPredictionLog:
         return next_start, [_entry(e) for e in reply[1] if e is not None]
 
     async def read(self, models: list[str], count: int, block_ms: int) -> dict[str, list[RawEntry]]:
+        """New entries of ``models``, up to ``count`` each, waiting up to ``block_ms`` for
+        the first. One XREADGROUP for every stream on one Redis; on a cluster, whose streams
+        are in different slots, one non-blocking read per stream, sent at once, and a pause
+        of ``block_ms`` when none had anything (cancelling a blocked read could leave what
+        it delivered pending on this consumer until a takeover)."""
         if not models:
             await asyncio.sleep(block_ms / 1000)
             return {}
-        reply = await self.client.xreadgroup(
-            self.group,
-            self.consumer,
-            {stream_key(m): ">" for m in models},
-            count=count,
-            block=block_ms,
+        if not self.cluster:
+            return _by_model(
+                await self.client.xreadgroup(
+                    self.group,
+                    self.consumer,
+                    {stream_key(m): ">" for m in models},
+                    count=count,
+                    block=block_ms,
+                )
+            )
+        replies = await asyncio.gather(
+            *(
+                self.client.xreadgroup(self.group, self.consumer, {stream_key(m): ">"}, count)
+                for m in models
+            )
         )
-        out: dict[str, list[RawEntry]] = {}
-        streams: Any = reply or []
-        for key, entries in streams:
-            name = text(key)
-            out[name[name.index("{") + 1 : name.rindex("}")]] = [_entry(e) for e in entries]
+        out = {m: e for reply in replies for m, e in _by_model(reply).items() if e}
+        if not out:
+            await asyncio.sleep(block_ms / 1000)
         return out
 
     async def lag_seconds(self, model: str) -> float:
@@ -133,6 +145,15 @@ class RedisPredictionLog:
 def text(value: bytes | str) -> str:
     """A Redis reply item as text."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _by_model(reply: Any) -> dict[str, list[RawEntry]]:
+    """XREADGROUP's reply (RESP2: a list of [stream, entries]) by model."""
+    out: dict[str, list[RawEntry]] = {}
+    for key, entries in reply or []:
+        name = text(key)
+        out[name[name.index("{") + 1 : name.rindex("}")]] = [_entry(e) for e in entries]
+    return out
 
 
 def _entry(raw: Any) -> RawEntry:
@@ -177,7 +198,7 @@ class StateStore(Protocol):
 
 
 class RedisStateStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
         self.client = client
         self._commit = client.register_script(_COMMIT)
         self._lease = RedisLease(client)

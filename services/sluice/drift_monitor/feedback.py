@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from sluice.drift_monitor.backends import state_key, text
 from sluice.drift_monitor.batch import Batch
@@ -49,7 +50,7 @@ def candidates(row_id: str) -> list[tuple[str, int | None]]:
 
 
 class RedisFeedbackStore:
-    def __init__(self, client: aioredis.Redis, ttl: float, keep: int) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, ttl: float, keep: int) -> None:
         self.client, self.ttl, self.keep = client, ttl, keep
         self.bucket = ttl / BUCKETS_PER_TTL
 

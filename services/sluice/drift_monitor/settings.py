@@ -41,6 +41,11 @@ class Settings(ServiceSettings, RedisSettings):
     )
     """Redis with the router's prediction log and the monitor's state; or SLUICE_REDIS_URL."""
 
+    redis_cluster: bool = False
+    """That Redis is a Redis Cluster (the router's ``SLUICE_ROUTER_PREDLOG_REDIS_URL`` and
+    ``SLUICE_ROUTER_PREDLOG_REDIS_CLUSTER`` name the same one): every key of a model carries
+    its hash tag, so a model's stream and state share a shard and models spread over them."""
+
     port: int = Field(default=8090, ge=0, le=65535)
     """TCP port to listen on; 0 picks a free one."""
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from redis.asyncio.cluster import RedisCluster
 
 from sluice import __version__
 from sluice.core.handlers import install_error_handlers
@@ -26,7 +27,7 @@ from sluice.core.health import health_routes, ping_check
 from sluice.core.http import HttpMetrics, RequestMiddleware, ShortcutApp
 from sluice.core.metrics import metrics_endpoint
 from sluice.core.openapi import OPS_PATHS, V2_PATHS, install_openapi, v1_paths
-from sluice.core.redisclient import connect
+from sluice.core.redisclient import connect, connect_cluster
 from sluice.core.registry import ModelRegistry
 from sluice.core.routes import RedisRoutingStore, RoutingStore
 from sluice.core.tally import RedisTallyWriter, Tally
@@ -54,7 +55,7 @@ from sluice.router.service import RouterService
 from sluice.router.settings import Settings
 from sluice.router.store import RedisPredictionLog, RedisRateBuckets, RedisShadowSamples
 
-REDIS_TIMEOUT = 2.0
+REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 
 def create_app(
@@ -73,19 +74,23 @@ def create_app(
     metrics = Metrics(registry)
     redis: aioredis.Redis | None = None
     if store is None or samples is None or predlog is None:
-        redis = connect(
-            settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
+        redis = connect(settings.redis_url, **REDIS_TIMEOUTS)
     if store is None:
         assert redis is not None
         store = RedisRoutingStore(redis)
     if samples is None:
         assert redis is not None
         samples = RedisShadowSamples(redis, settings.shadow_keep)
+    log_redis: aioredis.Redis | RedisCluster | None = None
     if predlog is None:
         assert redis is not None
+        log_redis = redis
+        if settings.predlog_redis_url and settings.predlog_redis_cluster:
+            log_redis = connect_cluster(settings.predlog_redis_url, **REDIS_TIMEOUTS)
+        elif settings.predlog_redis_url:
+            log_redis = connect(settings.predlog_redis_url, **REDIS_TIMEOUTS)
         predlog = RedisPredictionLog(
-            redis,
+            log_redis,
             maxlen=settings.predlog_maxlen,
             buffer=settings.predlog_buffer,
             batch=settings.predlog_batch,
@@ -201,6 +206,8 @@ def create_app(
             if lookup is not None:
                 await lookup.close()
             await client.close()
+            if log_redis is not None and log_redis is not redis:
+                await log_redis.aclose()
             if redis is not None:
                 await redis.aclose()
 

@@ -187,6 +187,17 @@ class Settings(ServiceSettings, RedisSettings):
     route's own ``predlog_sample`` wins; with a candidate every request is written). At
     high rates one record per request is most of a Redis shard's writes: docs/scaling.md."""
 
+    predlog_redis_url: str | None = None
+    """The prediction log's Redis when it is not ``SLUICE_REDIS_URL`` (the drift monitor's
+    ``SLUICE_DRIFT_MONITOR_REDIS_URL`` names the same one)."""
+    predlog_redis_password: SecretStr | None = None
+    """Its password when it is not ``SLUICE_REDIS_PASSWORD``'s; put into
+    ``predlog_redis_url`` unless that URL carries one."""
+    predlog_redis_cluster: bool = False
+    """The prediction log's Redis is a Redis Cluster (give ``predlog_redis_url``): each
+    model's stream is on the shard its hash tag picks, so many models spread their writes
+    over the shards (docs/scaling.md)."""
+
     predlog_maxlen: int = Field(default=100_000, ge=100)
     """Approximate length each model's prediction-log stream is trimmed to."""
 
@@ -243,5 +254,10 @@ class Settings(ServiceSettings, RedisSettings):
             raise ValueError(
                 f"{env_var('feature_redis_cluster')}=true needs {env_var('feature_lookup')}=redis"
                 f" and {env_var('feature_redis_url')} (the routing table's Redis is no cluster)"
+            )
+        if self.predlog_redis_cluster and not self.predlog_redis_url:
+            raise ValueError(
+                f"{env_var('predlog_redis_cluster')}=true needs {env_var('predlog_redis_url')}"
+                " (the routing table's Redis is no cluster)"
             )
         return self

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from sluice.core import predlog
@@ -57,14 +58,16 @@ class RedisPredictionLog:
 
     A background task drains the buffer in pipelined batches (XADD with approximate
     MAXLEN), waiting up to ``linger`` seconds after the first record so that a busy router
-    writes many records per round trip. When the buffer is full, or Redis fails a batch,
-    records are dropped and counted through ``on_drop(model, reason, n)``; written ones
-    through ``on_written(model, n)``, once per model and batch.
+    writes many records per round trip. On a Redis Cluster a batch is one pipeline per shard
+    its models' streams are on, sent at once (redis-py's cluster pipeline). When the buffer
+    is full, or Redis fails a batch, records are dropped and counted through
+    ``on_drop(model, reason, n)``; written ones through ``on_written(model, n)``, once per
+    model and batch.
     """
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | RedisCluster,
         *,
         maxlen: int,
         buffer: int,

@@ -15,7 +15,7 @@ from sluice.bench.run import QUICK, tables
 from tests.support.procs import sluice_command
 
 
-@pytest.mark.parametrize("name", ["feature_store", "http_protocol"])
+@pytest.mark.parametrize("name", ["feature_store", "http_protocol", "predlog_shards"])
 def test_a_quick_run_writes_its_page_and_the_record(tmp_path: Path, name: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SLUICE_BENCH_RESULTS"}
     done = subprocess.run(

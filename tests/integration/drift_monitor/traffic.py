@@ -41,11 +41,21 @@ class Sent:
 class Traffic:
     """Writes what the router would log for ``model``, answered by a registered version."""
 
-    def __init__(self, registry: ModelRegistry, model: str, version: str, redis_url: str) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        model: str,
+        version: str,
+        redis_url: str,
+        *,
+        cluster: bool = False,
+    ) -> None:
         self.model, self.version = model, version
         self.card = registry.card(model, version)
         self.runtime = OnnxRuntime(registry.onnx_path(model, version))
-        self.client = redis.Redis.from_url(redis_url)
+        self.client: redis.Redis | redis.RedisCluster = (
+            redis.RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
+        )
 
     def predict(self, table: pd.DataFrame) -> tuple[list[str], list[float]]:
         feed: dict[str, np.ndarray] = {}
