@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from sluice.core import predlog
 from sluice.router.ratelimit import BucketsUnavailable
@@ -62,7 +62,8 @@ class RedisPredictionLog:
     its models' streams are on, sent at once (redis-py's cluster pipeline). When the buffer
     is full, or Redis fails a batch, records are dropped and counted through
     ``on_drop(model, reason, n)``; written ones through ``on_written(model, n)``, once per
-    model and batch.
+    model and batch. A batch that fails on one shard is counted dropped whole, though the
+    other shards may have taken their records.
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class RedisPredictionLog:
                             predlog.stream_key(model), fields, maxlen=self.maxlen, approximate=True
                         )
                     await pipe.execute()
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 log.warning("prediction log write failed: %s", exc)
                 for model, n in counts.items():
                     self.on_drop(model, "redis_error", n)

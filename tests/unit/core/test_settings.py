@@ -51,3 +51,17 @@ def test_the_online_store_may_have_a_password_of_its_own(monkeypatch: pytest.Mon
     router = RouterSettings()
     assert router.feature_redis_url == "redis://:features-pw@features:6379/2"
     assert router.redis_url == "redis://:state-pw@redis:6379/0"
+
+
+def test_the_prediction_log_may_have_a_redis_and_a_password_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLUICE_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("SLUICE_REDIS_PASSWORD", "state-pw")
+    monkeypatch.setenv("SLUICE_ROUTER_PREDLOG_REDIS_URL", "redis://predlog:6379")
+    monkeypatch.setenv("SLUICE_ROUTER_PREDLOG_REDIS_PASSWORD", "log-pw")
+    monkeypatch.setenv("SLUICE_ROUTER_PREDLOG_REDIS_CLUSTER", "true")
+    router = RouterSettings()
+    assert router.predlog_redis_url == "redis://:log-pw@predlog:6379"
+    assert router.predlog_redis_cluster
+    assert router.redis_url == "redis://:state-pw@redis:6379/0"
