@@ -2,13 +2,15 @@
 of a shard's CPU each logged request costs, and how it spreads over the shards.
 
 The router's own writer (``sluice.router.store.RedisPredictionLog``: pipelined XADD with
-approximate MAXLEN, 256 records a round trip) writes ``--records`` churn records (every
-feature, one row each), spread evenly over three models whose streams hash to three
-different shards, then the same records for one model alone. Each case runs on a single
-redis-server and on a three-primary cluster, alternated for ``--rounds`` rounds. Reported:
-records per second (the writer is one Python process: on two cores it, not Redis, sets the
-pace), the writer's CPU a record, Redis's CPU a record over every node, and the busiest
-node's, which is what bounds a deployment: a shard is one thread.
+approximate MAXLEN, 256 records a round trip) writes ``--records`` churn records (twelve
+features, one row each), spread evenly over three models whose streams hash to three
+different shards, then the same records for one model alone, into streams already at
+their MAXLEN (every XADD trims, as in a router that has run a while). Each case runs on a
+single redis-server and on a three-primary cluster, alternated for ``--rounds`` rounds.
+Reported: records per second (the writer is one Python process: on two cores it, not
+Redis, sets the pace), the writer's CPU a record, Redis's CPU a record over every node,
+the busiest node's (what bounds a deployment: a shard is one thread), and XADD's command
+time from ``INFO commandstats``.
 
     uv run python -m sluice.bench.predlog_shards   # writes bench/results/predlog_shards.md
 """
@@ -30,18 +32,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from sluice.bench._common import RESULTS, redis_cluster, redis_server, tree_cpu_seconds
 from sluice.bench.peers import machine
-from sluice.core.predlog import PredictionRecord, stream_key
+from sluice.core.predlog import PredictionRecord
 from sluice.core.redisclient import connect, connect_cluster
 from sluice.router.store import RedisPredictionLog
+from sluice.trainer.data import generate_churn
 
 MODELS = ("churn", "churn-eu", "churn-apac")  # their hash tags fall on three shards
+MAXLEN = 10_000
 FEATURES: dict[str, list[Any]] = {
-    "tenure_months": [17.0], "monthly_charges": [74.35], "total_charges": [1263.95],
-    "support_calls": [2.0], "age": [41.0], "plan": ["premium"], "region": ["eu-west"],
-    "payment_method": ["card"],
-}  # fmt: skip
+    str(name): [value]
+    for name, value in generate_churn(1, seed=1).iloc[0].to_dict().items()
+    if name not in ("customer_id", "event_timestamp", "churned")
+}
+"""One customer's twelve churn features, as the router logs a one-row request."""
 
 
 @dataclass
@@ -52,6 +59,7 @@ class Case:
     writer_us: list[float]
     redis_us: list[float]
     busiest_us: list[float]
+    command_us: list[float]
 
 
 def record(i: int) -> PredictionRecord:
@@ -60,20 +68,31 @@ def record(i: int) -> PredictionRecord:
     )
 
 
+def node_ports(url: str, cluster: bool) -> list[int]:
+    """The port of every primary at ``url``: the one Redis, or each cluster shard."""
+    if not cluster:
+        return [redis.Redis.from_url(url).connection_pool.connection_kwargs["port"]]
+    with redis.RedisCluster.from_url(url) as client:
+        return [node.port for node in client.get_primaries()]
+
+
 def cpu_self() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
 async def write(url: str, cluster: bool, models: tuple[str, ...], records: int) -> float:
-    """Write ``records`` through the router's writer; the seconds it took. Any drop fails."""
+    """Write ``records`` through the router's writer; the seconds it took. Any drop fails.
+
+    The streams are kept between runs, at ``MAXLEN`` after the warm-up: every XADD trims,
+    as in a router that has run for a while."""
     client = connect_cluster(url) if cluster else connect(url)
-    for model in models:  # one key a call: a cluster refuses keys of several slots
-        await client.delete(stream_key(model))
     drops: Counter[str] = Counter()
+    written: Counter[str] = Counter()
     writer = RedisPredictionLog(
-        client, maxlen=100_000, buffer=records, batch=256, linger=0.0,
-        on_written=lambda *_: None, on_drop=lambda _, why, n: drops.update({why: n}),
+        client, maxlen=MAXLEN, buffer=records, batch=256, linger=0.0,
+        on_written=lambda m, n: written.update({m: n}),
+        on_drop=lambda _, why, n: drops.update({why: n}),
     )  # fmt: skip
     started = time.perf_counter()
     writer.start()
@@ -81,20 +100,32 @@ async def write(url: str, cluster: bool, models: tuple[str, ...], records: int) 
         writer.write(models[i % len(models)], record(i))
     await writer.close(drain_seconds=600)
     took = time.perf_counter() - started
-    written = sum([await client.xlen(stream_key(m)) for m in models])
     await client.aclose()
-    if drops or written != records:
-        sys.exit(f"the writer dropped records ({dict(drops)}) or wrote {written} of {records}")
+    if drops or written.total() != records:
+        sys.exit(f"the writer dropped {dict(drops)}, wrote {written.total()} of {records}")
     return took
+
+
+def xadd_seconds(ports: list[int]) -> float:
+    """XADD command time so far on these nodes (``INFO commandstats``), in seconds."""
+    total = 0.0
+    for port in ports:
+        with redis.Redis(port=port) as client:
+            stats: Any = client.info("commandstats")
+            total += stats.get("cmdstat_xadd", {}).get("usec", 0) / 1e6
+    return total
 
 
 def measure(case: Case, url: str, pids: list[int], records: int) -> None:
     models = MODELS[: case.models]
+    ports = node_ports(url, len(pids) > 1)
     before = [tree_cpu_seconds(p) for p in pids]
+    commands = xadd_seconds(ports)
     mine = cpu_self()
     took = asyncio.run(write(url, len(pids) > 1, models, records))
     writer = cpu_self() - mine
     used = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    case.command_us.append((xadd_seconds(ports) - commands) / records * 1e6)
     case.rate.append(records / took)
     case.writer_us.append(writer / records * 1e6)
     case.redis_us.append(sum(used) / records * 1e6)
@@ -117,9 +148,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "predlog_shards.md")
     args = parser.parse_args()
-    cases = [Case(t, m, [], [], [], []) for m in (3, 1)
+    cases = [Case(t, m, [], [], [], [], []) for m in (3, 1)
              for t in ("one Redis", "Redis Cluster, 3 shards")]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, targets(Path(tmp)) as where:
+        for url, pids in where.values():  # every stream at MAXLEN: each XADD trims
+            asyncio.run(write(url, len(pids) > 1, MODELS, MAXLEN * len(MODELS)))
         for n in range(args.rounds):
             order = cases if n % 2 == 0 else cases[::-1]
             for case in order:
@@ -140,16 +173,17 @@ def render(cases: list[Case], args: argparse.Namespace, command: str) -> str:
         "",
         f"{datetime.now(UTC):%Y-%m-%d}, {machine()}. `{command}`: {args.records:,} records a "
         f"run (churn, every feature, one row), medians of {args.rounds} rounds, the targets "
-        "alternated. CPU is utime+stime over the run divided by records.",
+        "alternated. CPU is utime+stime over the run divided by records; command time is "
+        "Redis's own `INFO commandstats` for XADD, a part of its CPU.",
         "",
         "| models | Redis | records/s | writer CPU µs/record | Redis CPU µs/record, all nodes"
-        " | busiest node µs/record |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        " | busiest node µs/record | XADD command time µs/record |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in cases:
         lines.append(
             f"| {c.models} | {c.target} | {med(c.rate):,.0f} | {med(c.writer_us):.1f} | "
-            f"{med(c.redis_us):.1f} | {med(c.busiest_us):.1f} |"
+            f"{med(c.redis_us):.1f} | {med(c.busiest_us):.1f} | {med(c.command_us):.1f} |"
         )
     return "\n".join(lines) + "\n"
 
