@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -147,59 +147,10 @@ def redis_server(workdir: Path, *extra: str) -> Iterator[tuple[str, Process]]:
         yield f"redis://127.0.0.1:{port}/0", proc
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
-    for _ in range(100):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair for a Redis Cluster node")
-
-
 @contextmanager
 def redis_cluster(root: Path) -> Iterator[str]:
     """A real three-primary Redis Cluster on 127.0.0.1; yields the URL of one node."""
-    import redis
+    from sluice.bench._common import redis_cluster as cluster
 
-    ports = [_cluster_port() for _ in range(3)]
-    cli = str(Path(redis_server_binary()).with_name("redis-cli"))
-    with ExitStack() as stack:
-        for port in ports:
-            stack.enter_context(
-                redis_on(
-                    port,
-                    root / str(port),
-                    "--appendonly",
-                    "no",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    f"nodes-{port}.conf",
-                    "--cluster-node-timeout",
-                    "3000",
-                )
-            )
-        nodes = [f"127.0.0.1:{p}" for p in ports]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            infos = [redis.Redis(port=p).cluster("info") for p in ports]
-            if all(
-                i["cluster_state"] == "ok" and int(i["cluster_known_nodes"]) == 3 for i in infos
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"cluster not ok: {infos}")
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{ports[0]}/0"
+    with cluster(root) as (url, _):
+        yield url

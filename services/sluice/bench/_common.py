@@ -182,7 +182,11 @@ def redis_cluster(workdir: Path, shards: int = 3) -> Iterator[tuple[str, list[in
         subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
         deadline = time.monotonic() + 30
-        while not all(redis.Redis(port=p).cluster("info")["cluster_state"] == "ok" for p in ports):
+        while not all(
+            (info := redis.Redis(port=p).cluster("info"))["cluster_state"] == "ok"
+            and int(info["cluster_known_nodes"]) == shards
+            for p in ports
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis Cluster did not come up")
             time.sleep(0.1)
