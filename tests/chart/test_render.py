@@ -293,10 +293,12 @@ def test_external_redis_and_redis_cluster(render: Render) -> None:
     assert router["SLUICE_ROUTER_PREDLOG_REDIS_URL"] == monitor["SLUICE_REDIS_URL"]
     assert monitor["SLUICE_REDIS_URL"] == "redis://redis-predlog.example.internal:6379"
     assert router["SLUICE_ROUTER_PREDLOG_REDIS_CLUSTER"] == "true"
+    assert router["SLUICE_ROUTER_PREDLOG_STREAMS"] == "3"  # the monitor finds them itself
     assert monitor["SLUICE_DRIFT_MONITOR_REDIS_CLUSTER"] == "true"
     assert router["SLUICE_REDIS_URL"] == "redis://redis-state.example.internal:6379/0"
     single = by_kind(external, "ConfigMap")
     assert "SLUICE_ROUTER_PREDLOG_REDIS_URL" not in single["sluice-router"]["data"]
+    assert "SLUICE_ROUTER_PREDLOG_STREAMS" not in single["sluice-router"]["data"]
     assert single["sluice-drift-monitor"]["data"]["SLUICE_REDIS_URL"] == (
         "rediss://redis.example.internal:6380/0"
     )

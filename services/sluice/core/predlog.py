@@ -1,5 +1,7 @@
 """The prediction log: what the router writes for every answered request and the drift
-monitor reads. One Redis stream per model; one entry per request (all its rows).
+monitor reads. One Redis stream per model, or several (``shards``: the router spreads a
+busy model's entries over them in turn, so a Redis Cluster can put them on several
+nodes); one entry per request (all its rows).
 
 Entry fields (bytes -> bytes, as XADD stores them):
 
@@ -31,12 +33,28 @@ SCHEMA_VERSION = b"1"
 Role = Literal["primary", "shadow"]
 
 
-def stream_key(model: str) -> str:
-    """The stream of one model's predictions, e.g. ``sluice:predlog:{churn}``.
+def stream_key(model: str, shard: int = 0) -> str:
+    """Stream ``shard`` of one model's predictions: ``sluice:predlog:{churn}`` (the first,
+    and the only one unless the log is spread), ``sluice:predlog:{churn~1}``, ...
 
-    The braces are a Redis Cluster hash tag: a model's stream lives on one shard.
+    The braces are a Redis Cluster hash tag: each stream lives on one cluster node, and a
+    model's streams hash to different slots. ``~`` is never part of a model's name.
+
+    >>> stream_key("churn"), stream_key("churn", 2)
+    ('sluice:predlog:{churn}', 'sluice:predlog:{churn~2}')
     """
-    return f"sluice:predlog:{{{model}}}"
+    return f"sluice:predlog:{{{model}}}" if shard == 0 else f"sluice:predlog:{{{model}~{shard}}}"
+
+
+def parse_stream_key(key: str) -> tuple[str, int]:
+    """Inverse of :func:`stream_key`.
+
+    >>> parse_stream_key("sluice:predlog:{churn~2}"), parse_stream_key("sluice:predlog:{churn}")
+    (('churn', 2), ('churn', 0))
+    """
+    tag = key[key.index("{") + 1 : key.rindex("}")]
+    model, _, shard = tag.partition("~")
+    return (model, int(shard)) if shard.isdigit() else (tag, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import datetime
 import email.utils
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import httpx
@@ -22,7 +22,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from sluice.core.lease import RedisLease
-from sluice.core.predlog import stream_key
+from sluice.core.predlog import parse_stream_key, stream_key
 from sluice.drift_monitor.batch import RawEntry
 from sluice.drift_monitor.windows import parse_id
 
@@ -37,17 +37,23 @@ def state_key(model: str, *parts: str) -> str:
     return ":".join((f"sluice:drift:{{{model}}}", *parts))
 
 
+Stream = tuple[str, int]
+"""A model and one of its streams (``sluice.core.predlog.stream_key``)."""
+
+
 class PredictionLog(Protocol):
     """The router's per-model streams, read through a consumer group."""
 
-    async def models(self) -> list[str]: ...
-    async def ensure_group(self, model: str) -> None: ...
-    async def claim(self, model: str, start: str, count: int) -> tuple[str, list[RawEntry]]: ...
+    async def streams(self) -> dict[str, list[int]]: ...
+    async def ensure_group(self, model: str, shard: int) -> None: ...
+    async def claim(
+        self, model: str, shard: int, start: str, count: int
+    ) -> tuple[str, list[RawEntry]]: ...
     async def read(
-        self, models: list[str], count: int, block_ms: int
-    ) -> dict[str, list[RawEntry]]: ...
-    async def ack(self, model: str, ids: list[str]) -> None: ...
-    async def lag_seconds(self, model: str) -> float: ...
+        self, streams: list[Stream], count: int, block_ms: int
+    ) -> dict[Stream, list[RawEntry]]: ...
+    async def ack(self, model: str, shard: int, ids: list[str]) -> None: ...
+    async def lag_seconds(self, model: str, shards: Iterable[int]) -> float: ...
 
 
 class RedisPredictionLog:
@@ -58,64 +64,72 @@ class RedisPredictionLog:
         self.start_from = start_from
         self.cluster = isinstance(client, RedisCluster)
 
-    async def models(self) -> list[str]:
-        found = set()
+    async def streams(self) -> dict[str, list[int]]:
+        """Every model with a log, and the streams its log is on."""
+        found: dict[str, set[int]] = {}
         async for key in self.client.scan_iter(match=STREAM_PATTERN, count=500, _type="stream"):
-            name = key.decode()
-            found.add(name[name.index("{") + 1 : name.rindex("}")])
-        return sorted(found)
+            model, shard = parse_stream_key(text(key))
+            found.setdefault(model, set()).add(shard)
+        return {model: sorted(shards) for model, shards in sorted(found.items())}
 
-    async def ensure_group(self, model: str) -> None:
+    async def ensure_group(self, model: str, shard: int) -> None:
         try:
             await self.client.xgroup_create(
-                stream_key(model), self.group, id=self.start_from, mkstream=True
+                stream_key(model, shard), self.group, id=self.start_from, mkstream=True
             )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def claim(self, model: str, start: str, count: int) -> tuple[str, list[RawEntry]]:
+    async def claim(
+        self, model: str, shard: int, start: str, count: int
+    ) -> tuple[str, list[RawEntry]]:
         """Take over pending entries from ``start`` (whoever held them); returns the next start."""
         reply = await self.client.xautoclaim(
-            stream_key(model), self.group, self.consumer, 0, start_id=start, count=count
+            stream_key(model, shard), self.group, self.consumer, 0, start_id=start, count=count
         )
         next_start = text(reply[0])
         return next_start, [_entry(e) for e in reply[1] if e is not None]
 
-    async def read(self, models: list[str], count: int, block_ms: int) -> dict[str, list[RawEntry]]:
-        """New entries of ``models``, up to ``count`` each, waiting up to ``block_ms`` for
+    async def read(
+        self, streams: list[Stream], count: int, block_ms: int
+    ) -> dict[Stream, list[RawEntry]]:
+        """New entries of ``streams``, up to ``count`` each, waiting up to ``block_ms`` for
         the first. One XREADGROUP for every stream on one Redis; on a cluster, whose streams
         are in different slots, one non-blocking read per stream, sent at once, and a pause
         of ``block_ms`` when none had anything (cancelling a blocked read could leave what
         it delivered pending on this consumer until a takeover)."""
-        if not models:
+        if not streams:
             await asyncio.sleep(block_ms / 1000)
             return {}
         if not self.cluster:
-            return _by_model(
+            return _by_stream(
                 await self.client.xreadgroup(
                     self.group,
                     self.consumer,
-                    {stream_key(m): ">" for m in models},
+                    {stream_key(*s): ">" for s in streams},
                     count=count,
                     block=block_ms,
                 )
             )
         replies = await asyncio.gather(
             *(
-                self.client.xreadgroup(self.group, self.consumer, {stream_key(m): ">"}, count)
-                for m in models
+                self.client.xreadgroup(self.group, self.consumer, {stream_key(*s): ">"}, count)
+                for s in streams
             )
         )
-        out = {m: e for reply in replies for m, e in _by_model(reply).items() if e}
+        out = {s: e for reply in replies for s, e in _by_stream(reply).items() if e}
         if not out:
             await asyncio.sleep(block_ms / 1000)
         return out
 
-    async def lag_seconds(self, model: str) -> float:
+    async def lag_seconds(self, model: str, shards: Iterable[int] = (0,)) -> float:
         """How far the group's reading is behind the newest entry written: the time between
-        the last entry delivered to the group and the newest (0 when caught up)."""
-        key = stream_key(model)
+        the last entry delivered to the group and the newest (0 when caught up); of a log
+        on several streams, the stream furthest behind."""
+        return max([await self._lag(stream_key(model, shard)) for shard in shards], default=0.0)
+
+    async def _lag(self, key: str) -> float:
         try:
             stream = await self.client.xinfo_stream(key)
             groups = await self.client.xinfo_groups(key)
@@ -130,16 +144,9 @@ class RedisPredictionLog:
             return 0.0
         return max(0.0, (parse_id(newest)[0] - parse_id(read)[0]) / 1000)
 
-    async def ack(self, model: str, ids: list[str]) -> None:
+    async def ack(self, model: str, shard: int, ids: list[str]) -> None:
         for i in range(0, len(ids), 5000):
-            await self.client.xack(stream_key(model), self.group, *ids[i : i + 5000])
-
-    async def forget_idle_consumers(self, model: str, idle_ms: int) -> None:
-        """Drop consumers of dead replicas once nothing is pending on them."""
-        for info in await self.client.xinfo_consumers(stream_key(model), self.group):
-            name = text(info["name"])
-            if info["pending"] == 0 and info["idle"] > idle_ms and name != self.consumer:
-                await self.client.xgroup_delconsumer(stream_key(model), self.group, name)
+            await self.client.xack(stream_key(model, shard), self.group, *ids[i : i + 5000])
 
 
 def text(value: bytes | str) -> str:
@@ -147,13 +154,11 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _by_model(reply: Any) -> dict[str, list[RawEntry]]:
-    """XREADGROUP's reply (RESP2: a list of [stream, entries]) by model."""
-    out: dict[str, list[RawEntry]] = {}
-    for key, entries in reply or []:
-        name = text(key)
-        out[name[name.index("{") + 1 : name.rindex("}")]] = [_entry(e) for e in entries]
-    return out
+def _by_stream(reply: Any) -> dict[Stream, list[RawEntry]]:
+    """XREADGROUP's reply (RESP2: a list of [stream, entries]) by model and stream."""
+    return {
+        parse_stream_key(text(key)): [_entry(e) for e in entries] for key, entries in reply or []
+    }
 
 
 def _entry(raw: Any) -> RawEntry:
@@ -163,14 +168,14 @@ def _entry(raw: Any) -> RawEntry:
 
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') >= tonumber(ARGV[4]) then return 2 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
-redis.call('LPUSH', KEYS[5], ARGV[5])
-redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
-redis.call('HINCRBY', KEYS[6], ARGV[2], ARGV[7])
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[7], ARGV[8], ARGV[9]) end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') >= tonumber(ARGV[3]) then return 2 end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
+redis.call('LPUSH', KEYS[5], ARGV[4])
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[5]) - 1)
+redis.call('HINCRBY', KEYS[6], ARGV[2], ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], ARGV[7], ARGV[8]) end
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
@@ -186,8 +191,9 @@ class StateStore(Protocol):
         self, model: str
     ) -> tuple[dict[str, str], dict[str, int], dict[str, Any]]: ...
     async def commit(
-        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
-        streak: tuple[str, dict[str, Any]] | None, history: int,
+        self, model: str, token: str, key: str, cursors: dict[str, str],
+        report: dict[str, Any], rows: int, streak: tuple[str, dict[str, Any]] | None,
+        history: int,
     ) -> bool: ...  # fmt: skip
     async def set_streak(self, model: str, version: str, streak: dict[str, Any]) -> None: ...
     async def latest(self, model: str) -> dict[str, dict[str, Any]]: ...
@@ -233,10 +239,12 @@ class RedisStateStore:
         )
 
     async def commit(
-        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
-        streak: tuple[str, dict[str, Any]] | None, history: int,
+        self, model: str, token: str, key: str, cursors: dict[str, str],
+        report: dict[str, Any], rows: int, streak: tuple[str, dict[str, Any]] | None,
+        history: int,
     ) -> bool:  # fmt: skip
-        """Store a closed window atomically with its cursor; refused if the lease is lost.
+        """Store a closed window atomically with its cursors (``cursor_field`` -> last id);
+        refused if the lease is lost.
 
         Idempotent: a window whose index is already stored is not applied again (a retry
         after a commit that landed but whose reply was lost counts nothing twice).
@@ -249,8 +257,8 @@ class RedisStateStore:
         ]
         body = orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY)
         version, state = streak if streak else ("", {})
-        args = [token, key, report["last_id"], report["index"] + 1, body, history, rows,
-                version, orjson.dumps(state)]  # fmt: skip
+        args = [token, key, report["index"] + 1, body, history, rows, version,
+                orjson.dumps(state), *(x for pair in cursors.items() for x in pair)]  # fmt: skip
         return bool(await self._commit(keys=keys, args=args))
 
     async def set_streak(self, model: str, version: str, streak: dict[str, Any]) -> None:

@@ -52,6 +52,8 @@ class Batch:
     outputs: list[bytes]
     """Each usable entry's raw ``y`` field (kept as is for the ground-truth join)."""
     broken: int
+    shard: int = 0
+    """Which of the model's streams the entries came from (``sluice.core.predlog``)."""
 
     @property
     def starts(self) -> IntArray:

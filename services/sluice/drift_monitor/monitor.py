@@ -1,13 +1,15 @@
 """The read loop: own some models, read their logs, close windows, commit, acknowledge.
 
-Replicas share the work by model: a model's stream is read by the one replica holding
-its lease (a Redis key with a TTL, renewed; each replica takes about models/replicas).
-Window state lives in that replica's memory and is made durable by the commit of each
-closed window (report + cursor, in one Lua script that first checks the lease) and by
-acknowledging an entry only when no open window holds it. After a crash the lease
-expires, another replica (or the restarted one) claims the pending entries with
-XAUTOCLAIM and rebuilds the open windows from them; the cursors skip anything already
-in a committed window. Nothing is lost, nothing is counted twice.
+Replicas share the work by model: a model's streams (one, or several when the router
+spreads its log) are read by the one replica holding its lease (a Redis key with a TTL,
+renewed; each replica takes about models/replicas). Window state lives in that
+replica's memory and is made durable by the commit of each closed window (report +
+cursors, in one Lua script that first checks the lease) and by acknowledging an entry
+only when no open window holds it. After a crash the lease expires, another replica (or
+the restarted one) claims the pending entries with XAUTOCLAIM and rebuilds the open
+windows from them; the cursors skip anything already in a committed window. Nothing is
+lost, nothing is counted twice. A stream of an owned model that appears later (the
+router's log spread further) is replayed the same way before it is read.
 
 A write that fails while the process lives (a Redis timeout, a short outage) loses
 nothing either. A batch whose predictions could not be kept for the ground-truth join is
@@ -23,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +47,10 @@ from sluice.drift_monitor.verdict import next_streak
 from sluice.drift_monitor.windows import (
     ClosedWindow,
     ModelWindows,
+    Shard,
     StreamId,
     WindowSpec,
+    earliest,
     parse_id,
 )
 
@@ -70,7 +75,10 @@ class Owned:
     windows: ModelWindows
     streaks: dict[str, Any]
     kinds: dict[str, Kind]
-    pending: deque[str] = field(default_factory=deque)
+    shards: set[Shard] = field(default_factory=set)
+    """The model's streams being read (each one replayed first)."""
+    pending: dict[Shard, deque[str]] = field(default_factory=dict)
+    """Per stream, the ids fed and not acknowledged yet, in order."""
     held: deque[Batch] = field(default_factory=deque)
     """Batches read but not yet fed: their predictions are not kept yet."""
     unsaved: deque[Unsaved] = field(default_factory=deque)
@@ -80,14 +88,13 @@ class Owned:
     def backlog(self) -> bool:
         return bool(self.held or self.unsaved)
 
-    def ack_horizon(self) -> StreamId | None:
-        """Entries older than this may be acknowledged: none a held batch or a window holds."""
-        firsts = [parse_id(b.ids[0]) for b in self.held if b.ids]
-        firsts += [parse_id(u.window.first_id) for u in self.unsaved]
-        own = self.windows.ack_horizon()
-        if own is not None:
-            firsts.append(own)
-        return min(firsts) if firsts else None
+    def ack_horizon(self) -> dict[Shard, StreamId]:
+        """Per stream, entries older than this may be acknowledged: none a held batch or a
+        window holds. A stream not named: every entry fed from it may be."""
+        firsts = [{b.shard: b.ids[0]} for b in self.held if b.ids]
+        firsts += [u.window.firsts for u in self.unsaved]
+        firsts += [w.firsts for w in self.windows.open.values()]
+        return earliest(firsts)
 
 
 class Monitor:
@@ -148,11 +155,11 @@ class Monitor:
         """
         for model in [m for m, o in self.owned.items() if o.backlog]:
             await self._drain(model)
-        ready = [m for m, o in self.owned.items() if not o.backlog]
+        ready = [(m, s) for m, o in self.owned.items() if not o.backlog for s in sorted(o.shards)]
         read = await self.log.read(ready, self.settings.batch_entries, self.settings.block_ms)
-        for model, entries in read.items():
+        for (model, shard), entries in read.items():
             if model in self.owned:
-                await self.process(model, entries)
+                await self.process(model, entries, shard)
         now = self.clock()
         for model in list(self.owned):
             owned = self.owned.get(model)
@@ -165,9 +172,8 @@ class Monitor:
             self.settings.consumer, self.settings.lease_seconds * 2
         )
         self.references.forget()
-        models = self.settings.models or sorted(
-            set(self.references.models()) | set(await self.log.models())
-        )
+        streams = await self.log.streams()
+        models = self.settings.models or sorted(set(self.references.models()) | set(streams))
         fair = math.ceil(len(models) / max(replicas, 1)) if models else 0
         for model in list(self.owned)[fair:]:
             log.info("handing model %s over to another replica", model)
@@ -180,10 +186,16 @@ class Monitor:
             if len(self.owned) >= fair:
                 break
             if await self.state.acquire(model, self.token, self.settings.lease_seconds):
-                await self.take_over(model)
+                await self.take_over(model, streams.get(model, ()))
+        for model in list(self.owned):
+            new = set(streams.get(model, ())) - self.owned[model].shards
+            if new:
+                log.info("model %s's log has %d more streams now", model, len(new))
+                await self._replay(model, new)
         self.metrics.owned.set(len(self.owned))
-        for model in self.owned:
-            self.metrics.lag.labels(model).set(await self.log.lag_seconds(model))
+        for model, owned in self.owned.items():
+            lag = await self.log.lag_seconds(model, owned.shards)
+            self.metrics.lag.labels(model).set(lag)
 
     async def renew(self) -> None:
         for model in list(self.owned):
@@ -201,35 +213,50 @@ class Monitor:
         with contextlib.suppress(KeyError):
             self.metrics.lag.remove(model)
 
-    async def take_over(self, model: str) -> None:
-        """Start reading ``model``: load its cursors, then replay what is still pending."""
-        await self.log.ensure_group(model)
+    async def take_over(self, model: str, shards: Iterable[Shard] = ()) -> None:
+        """Start reading ``model`` (its first stream and ``shards``): load its cursors, then
+        replay what is still pending."""
         cursors, indexes, streaks = await self.state.cursors(model)
         windows = ModelWindows(self.spec, cursors=cursors, indexes=indexes)
         self.owned[model] = Owned(windows, streaks, self.references.kinds(model))
-        start, replayed = "0-0", 0
+        replayed = await self._replay(model, {0, *shards})
+        log.info("reading model %s (%d pending entries replayed)", model, replayed)
+
+    async def _replay(self, model: str, shards: set[Shard]) -> int:
+        """Join ``shards`` to what is read of ``model``: make each one's group, feed what is
+        pending on it (whoever held it), and only then read it further. Returns how many
+        entries were replayed."""
+        replayed = 0
         try:
-            while model in self.owned:
-                start, entries = await self.log.claim(model, start, self.settings.batch_entries)
-                replayed += len(entries)
-                if entries:
-                    await self.process(model, entries)
-                if start in ("0-0", "0"):
-                    break
+            for shard in sorted(shards):
+                await self.log.ensure_group(model, shard)
+                start = "0-0"
+                while model in self.owned:
+                    start, entries = await self.log.claim(
+                        model, shard, start, self.settings.batch_entries
+                    )
+                    replayed += len(entries)
+                    if entries:
+                        await self.process(model, entries, shard)
+                    if start in ("0-0", "0"):
+                        break
+                if model in self.owned:
+                    self.owned[model].shards.add(shard)
         except Exception:
-            # A half-done replay would leave entries pending on nobody: start over later.
+            # A half-done replay would leave entries pending on nobody, or feed some twice
+            # when tried again: drop the model (its open windows too) and start over later.
             self.owned.pop(model, None)
             with contextlib.suppress(Exception):
                 await self.state.release(model, self.token)
             raise
-        log.info("reading model %s (%d pending entries replayed)", model, replayed)
+        return replayed
 
-    async def process(self, model: str, entries: list[RawEntry]) -> None:
+    async def process(self, model: str, entries: list[RawEntry], shard: Shard = 0) -> None:
         owned = self.owned[model]
         if not owned.kinds:
             owned.kinds = infer_kinds(entries)
-        batch = decode_batch(entries, owned.kinds)
-        owned.pending.extend(batch.ids)
+        batch = dataclasses.replace(decode_batch(entries, owned.kinds), shard=shard)
+        owned.pending.setdefault(shard, deque()).extend(batch.ids)
         if batch.broken:
             self.metrics.broken.labels(model).inc(batch.broken)
         self.metrics.records.labels(model).inc(int(batch.rows.sum()))
@@ -289,7 +316,7 @@ class Monitor:
         streak, rows = unsaved.streak, sum(s.rows for s in window.sides)
         try:
             ok = await self.state.commit(
-                model, self.token, window.key, report, rows, streak,
+                model, self.token, window.key, window.cursors(), report, rows, streak,
                 self.settings.history_windows,
             )  # fmt: skip
         except Exception as exc:
@@ -328,16 +355,18 @@ class Monitor:
         owned = self.owned.get(model)
         if owned is None:
             return
-        horizon = owned.ack_horizon()
-        done: list[str] = []
-        for entry_id in owned.pending:
-            if horizon is not None and parse_id(entry_id) >= horizon:
-                break
-            done.append(entry_id)
-        if done:
-            await self.log.ack(model, done)
-            for _ in done:  # only once acknowledged: a failed XACK is retried next time
-                owned.pending.popleft()
+        horizons = owned.ack_horizon()
+        for shard, pending in owned.pending.items():
+            horizon = horizons.get(shard)
+            done: list[str] = []
+            for entry_id in pending:
+                if horizon is not None and parse_id(entry_id) >= horizon:
+                    break
+                done.append(entry_id)
+            if done:
+                await self.log.ack(model, shard, done)
+                for _ in done:  # only once acknowledged: a failed XACK is retried next time
+                    pending.popleft()
 
     async def _alert(self, model: str, version: str, streak: dict[str, Any]) -> None:
         if self.alerts is None:

@@ -48,7 +48,7 @@ class DriftService:
         return sorted(
             set(self.references.models())
             | set(await self.state.watched())
-            | set(await self.prediction_log.models())
+            | set(await self.prediction_log.streams())
         )
 
     async def _known(self, model: str) -> None:

@@ -5,15 +5,21 @@ or when it spans ``seconds`` of record time, whichever comes first; an idle wind
 closes once ``seconds`` have passed on the wall clock. Windows never split an entry.
 
 Restart safety rests on two facts kept here. Each key (a version, or a pair) has a
-cursor: the last stream id of its last committed window; an entry at or below it is
-skipped for that key, so an entry read again after a crash is never counted twice. And
-an entry may be acknowledged only once it is older than the first entry of every open
-window (``ack_horizon``): anything not acknowledged is read again after a crash, so
-nothing is lost.
+cursor per stream of the model: the last stream id of its last committed window on that
+stream; an entry at or below it is skipped for that key, so an entry read again after a
+crash is never counted twice. And an entry may be acknowledged only once it is older than
+the first entry, on its stream, of every open window (``ack_horizon``): anything not
+acknowledged is read again after a crash, so nothing is lost.
+
+A model whose log is spread over several streams (shards) has windows that hold entries
+of all of them: each stream is read in order, so both facts hold per stream. Stream
+``s`` > 0 keeps its cursor under ``key@s``; the first stream under ``key`` alone, so a
+model with one stream stores what it always did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -23,6 +29,21 @@ from sluice.drift_monitor.batch import Batch, ObjectArray
 from sluice.drift_monitor.stats import FloatArray, IntArray
 
 StreamId = tuple[int, int]
+Shard = int
+
+
+def cursor_field(key: str, shard: Shard) -> str:
+    """Where a key's cursor on one stream is kept: ``"v1"``, ``"v1@2"``.
+
+    >>> cursor_field("v1", 0), cursor_field("v1|v2", 2)
+    ('v1', 'v1|v2@2')
+    """
+    return key if shard == 0 else f"{key}@{shard}"
+
+
+def log_id(entry_id: str, shard: Shard) -> str:
+    """An entry's id with its stream, as reports show it: ``"17-0"``, ``"17-0@2"``."""
+    return entry_id if shard == 0 else f"{entry_id}@{shard}"
 
 
 def parse_id(entry_id: str) -> StreamId:
@@ -111,10 +132,19 @@ class ClosedWindow:
     versions: tuple[str, ...]
     index: int
     first_id: str
+    """The first entry fed (``log_id``: with its stream when not the first)."""
     last_id: str
     start_ts: float
     end_ts: float
     sides: tuple[SideData, ...]
+    firsts: dict[Shard, str] = field(default_factory=dict)
+    """Per stream, the window's first entry id on it."""
+    lasts: dict[Shard, str] = field(default_factory=dict)
+    """Per stream, the window's last entry id on it: its cursors once committed."""
+
+    def cursors(self) -> dict[str, str]:
+        """The cursor fields this window moves when committed."""
+        return {cursor_field(self.key, shard): i for shard, i in self.lasts.items()}
 
 
 @dataclass
@@ -127,13 +157,18 @@ class OpenWindow:
     last_id: str | None = None
     start_ts: float | None = None
     end_ts: float | None = None
+    firsts: dict[Shard, str] = field(default_factory=dict)
+    lasts: dict[Shard, str] = field(default_factory=dict)
 
     def add(self, batch: Batch, entries: IntArray, side: IntArray, cap: int) -> None:
         if entries.size == 0:
             return
+        first, last = batch.entry_ids[entries[0]], batch.entry_ids[entries[-1]]
         if self.first_id is None:
-            self.first_id, self.start_ts = batch.entry_ids[entries[0]], float(batch.ts[entries[0]])
-        self.last_id = batch.entry_ids[entries[-1]]
+            self.first_id, self.start_ts = log_id(first, batch.shard), float(batch.ts[entries[0]])
+        self.firsts.setdefault(batch.shard, first)
+        self.lasts[batch.shard] = last
+        self.last_id = log_id(last, batch.shard)
         self.end_ts = max(self.end_ts or 0.0, float(batch.ts[entries].max()))
         starts = batch.starts
         for s, store in enumerate(self.sides):
@@ -175,6 +210,8 @@ class OpenWindow:
                 )
                 for v, s in zip(self.versions, self.sides, strict=True)
             ),
+            firsts=dict(self.firsts),
+            lasts=dict(self.lasts),
         )
 
 
@@ -189,7 +226,8 @@ class ModelWindows:
 
     spec: WindowSpec
     cursors: dict[str, str] = field(default_factory=dict)
-    """Key -> last stream id of its last committed window (from the store at take-over)."""
+    """``cursor_field(key, stream)`` -> last id on that stream of the key's last committed
+    window (from the store at take-over)."""
     indexes: dict[str, int] = field(default_factory=dict)
     """Key -> index of its next window."""
     max_paired_versions: int = 4
@@ -197,7 +235,7 @@ class ModelWindows:
     last_seen: dict[str, float] = field(default_factory=dict)
 
     def feed(self, batch: Batch) -> list[ClosedWindow]:
-        """Add a batch (entries in stream order); return the windows it closed."""
+        """Add a batch (entries of one stream, in order); return the windows it closed."""
         if not batch.entry_ids:
             return []
         parsed = [parse_id(i) for i in batch.entry_ids]
@@ -229,14 +267,14 @@ class ModelWindows:
         ]  # fmt: skip
         return [self._close(k) for k in due]
 
-    def ack_horizon(self) -> StreamId | None:
-        """Entries older than this may be acknowledged; None: every entry fed may be."""
-        firsts = [parse_id(w.first_id) for w in self.open.values() if w.first_id is not None]
-        return min(firsts) if firsts else None
+    def ack_horizon(self) -> dict[Shard, StreamId]:
+        """Per stream, entries older than this may be acknowledged; a stream not named:
+        every entry fed from it may be."""
+        return earliest(w.firsts for w in self.open.values())
 
     def committed(self, window: ClosedWindow) -> None:
         """Record that ``window`` is safely stored: its entries are skipped from now on."""
-        self.cursors[window.key] = window.last_id
+        self.cursors.update(window.cursors())
 
     def _pairs(self) -> list[tuple[str, str]]:
         if len(self.last_seen) < 2:
@@ -258,7 +296,7 @@ class ModelWindows:
         ms: IntArray,
         seq: IntArray,
     ) -> list[ClosedWindow]:
-        cursor = self.cursors.get(key)
+        cursor = self.cursors.get(cursor_field(key, batch.shard))
         if cursor is not None:
             cms, cseq = parse_id(cursor)
             mask = mask & ((ms > cms) | ((ms == cms) & (seq > cseq)))
@@ -290,6 +328,21 @@ class ModelWindows:
         window = self.open.pop(key)
         self.indexes[key] = window.index + 1
         return window.close()
+
+
+def earliest(firsts: Iterable[dict[Shard, str]]) -> dict[Shard, StreamId]:
+    """Per stream, the smallest of these first ids.
+
+    >>> earliest([{0: "5-0", 1: "9-0"}, {0: "3-1"}])
+    {0: (3, 1), 1: (9, 0)}
+    """
+    out: dict[Shard, StreamId] = {}
+    for one in firsts:
+        for shard, entry_id in one.items():
+            parsed = parse_id(entry_id)
+            if shard not in out or parsed < out[shard]:
+                out[shard] = parsed
+    return out
 
 
 def _code(names: np.ndarray, name: str) -> int:

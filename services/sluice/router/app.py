@@ -95,6 +95,7 @@ def create_app(
             buffer=settings.predlog_buffer,
             batch=settings.predlog_batch,
             linger=settings.predlog_linger_seconds,
+            streams=settings.predlog_streams,
             on_written=lambda model, n: metrics.child(metrics.predlog_records, model).inc(n),
             on_drop=lambda model, why, n: metrics.child(metrics.predlog_dropped, model, why).inc(n),
         )

@@ -198,8 +198,16 @@ class Settings(ServiceSettings, RedisSettings):
     model's stream is on the shard its hash tag picks, so many models spread their writes
     over the shards (docs/scaling.md)."""
 
+    predlog_streams: int = Field(default=1, ge=1, le=64)
+    """Streams each model's prediction log is spread over, a record to each in turn
+    (``sluice:predlog:{churn}``, ``{churn~1}``, ...: each its own hash tag). One stream
+    carries about 100k records a second at half a Redis shard's CPU; on a Redis Cluster
+    more streams let one busy model's log use several shards (docs/scaling.md). The drift
+    monitor finds a model's streams by itself and reads them as one log."""
+
     predlog_maxlen: int = Field(default=100_000, ge=100)
-    """Approximate length each model's prediction-log stream is trimmed to."""
+    """Approximate length each prediction-log stream is trimmed to (a model's log keeps
+    ``predlog_streams`` times this)."""
 
     predlog_buffer: int = Field(default=10_000, ge=1)
     """Records waiting to be written; more are dropped and counted."""

@@ -3,7 +3,8 @@ shadow disagreements and the prediction log. The protocols are in ``backends``; 
 their Redis implementations.
 
 - ``sluice:shadow:{<model>}:diffs``      list of the newest disagreements (JSON)
-- ``sluice:predlog:{<model>}``           the prediction-log stream (sluice.core.predlog)
+- ``sluice:predlog:{<model>}``           the prediction-log stream (sluice.core.predlog);
+  ``sluice:predlog:{<model>~<i>}`` its further streams when the log is spread
 - ``sluice:ratelimit:{<client hash>}``   a client's GCRA state: the theoretical arrival
   time in Redis-clock microseconds (expires when the bucket is full again); the client
   (an API key or IP) is hashed, never stored
@@ -57,8 +58,9 @@ class RedisPredictionLog:
     """Buffered writer of prediction-log records: ``write`` never waits and never raises.
 
     A background task drains the buffer in pipelined batches (XADD with approximate
-    MAXLEN), waiting up to ``linger`` seconds after the first record so that a busy router
-    writes many records per round trip. On a Redis Cluster a batch is one pipeline per shard
+    MAXLEN; a model's records go to its ``streams`` streams in turn), waiting up to
+    ``linger`` seconds after the first record so that a busy router writes many records
+    per round trip. On a Redis Cluster a batch is one pipeline per shard
     its models' streams are on, sent at once (redis-py's cluster pipeline). When the buffer
     is full, or Redis fails a batch, records are dropped and counted through
     ``on_drop(model, reason, n)``; written ones through ``on_written(model, n)``, once per
@@ -74,6 +76,7 @@ class RedisPredictionLog:
         buffer: int,
         batch: int,
         linger: float = 0.0,
+        streams: int = 1,
         on_written: Callable[[str, int], None],
         on_drop: Callable[[str, str, int], None],
     ) -> None:
@@ -83,6 +86,9 @@ class RedisPredictionLog:
         self.linger = linger
         self.on_written = on_written
         self.on_drop = on_drop
+        self.streams = streams
+        self._turn: collections.Counter[str] = collections.Counter()
+        """Per model, how many records were sent: the next one's stream is this mod streams."""
         self._queue: asyncio.Queue[tuple[str, predlog.PredictionRecord]] = asyncio.Queue(buffer)
         self._task: asyncio.Task[None] | None = None
         self._writing = False
@@ -119,9 +125,10 @@ class RedisPredictionLog:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for model, record in items:
                         fields: Any = predlog.encode(record)
-                        pipe.xadd(
-                            predlog.stream_key(model), fields, maxlen=self.maxlen, approximate=True
-                        )
+                        shard = self._turn[model] % self.streams
+                        self._turn[model] += 1
+                        key = predlog.stream_key(model, shard)
+                        pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)
                     await pipe.execute()
             except (RedisError, RedisClusterException, OSError) as exc:
                 log.warning("prediction log write failed: %s", exc)

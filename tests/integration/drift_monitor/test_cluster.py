@@ -1,6 +1,7 @@
 """The prediction log and the monitor's state on a real three-shard Redis Cluster: three
 models whose streams hash to three different shards are all read, windowed and reported,
-each model's state beside its stream."""
+each model's state beside its (first) stream; one model's log spread over three streams
+on three shards is read as one."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from tests.integration.drift_monitor.traffic import Traffic, train
 from tests.support.procs import Process, free_port, running, sluice_command
 
 MODELS = ("churn", "churn-eu", "churn-apac")  # their hash tags fall on three shards
+STREAMS = {"churn": 3, "churn-eu": 1, "churn-apac": 1}
+"""churn's log is spread over three streams (SLUICE_ROUTER_PREDLOG_STREAMS), one a shard."""
 SIZE = 500
 
 
@@ -44,12 +47,16 @@ def test_models_on_every_shard_are_read_and_reported(
     registry_root: Path, redis_cluster: str, cluster: redis.RedisCluster, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(registry_root)
-    senders = [Traffic(registry, m, "v1", redis_cluster, cluster=True) for m in MODELS]
+    senders = [
+        Traffic(registry, m, "v1", redis_cluster, cluster=True, streams=STREAMS[m]) for m in MODELS
+    ]
     try:
         for n, sender in enumerate(senders):
             sender.send(2 * SIZE, seed=10 + n)
         shards = {cluster.get_node_from_key(stream_key(m)).name for m in MODELS}
         assert len(shards) == 3, shards
+        spread = {cluster.get_node_from_key(stream_key("churn", s)).name for s in range(3)}
+        assert len(spread) == 3, spread
         port = free_port()
         argv = [*sluice_command(), "serve", "drift-monitor", "--redis-url", redis_cluster,
                 "--registry", str(registry_root), "--port", str(port)]  # fmt: skip
@@ -82,7 +89,10 @@ def test_models_on_every_shard_are_read_and_reported(
             == cluster.get_node_from_key(stream_key(model)).name
         )
         # every entry read is acknowledged: nothing left pending for a later replica
-        assert cluster.xpending(stream_key(model), "sluice-drift-monitor")["pending"] == 0
+        for shard in range(STREAMS[model]):
+            key = stream_key(model, shard)
+            assert cluster.xlen(key) > 0
+            assert cluster.xpending(key, "sluice-drift-monitor")["pending"] == 0
 
 
 def wait_rows(proc: Process, model: str, rows: int) -> dict[str, Any]:

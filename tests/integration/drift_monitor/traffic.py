@@ -49,8 +49,11 @@ class Traffic:
         redis_url: str,
         *,
         cluster: bool = False,
+        streams: int = 1,
     ) -> None:
         self.model, self.version = model, version
+        self.streams, self.sent = streams, 0
+        """Entries go to the model's ``streams`` streams in turn, as the router writes them."""
         self.card = registry.card(model, version)
         self.runtime = OnnxRuntime(registry.onnx_path(model, version))
         self.client: redis.Redis | redis.RedisCluster = (
@@ -104,7 +107,9 @@ class Traffic:
                 latency_ms=1.0,
             )
             sent.row_ids += record.row_ids()
-            pipe.xadd(stream_key(self.model), encode(record))  # type: ignore[arg-type]
+            key = stream_key(self.model, self.sent % self.streams)
+            self.sent += 1
+            pipe.xadd(key, encode(record))  # type: ignore[arg-type]
         pipe.execute()
         return sent
 

@@ -129,6 +129,30 @@ def test_one_batch_of_many_models_lands_on_every_shard_of_a_cluster(redis_cluste
         assert [decode(f) for _, f in entries[model]] == [record(i) for i in range(n, 60, 3)]
 
 
+def test_one_models_log_spread_over_three_streams_uses_three_shards(redis_cluster: str) -> None:
+    """``predlog_streams=3``: a model's records go to its three streams in turn, each in
+    order; the streams' hash tags put them on the cluster's three shards."""
+
+    async def scenario() -> tuple[list[list[Any]], set[str], Counter[str]]:
+        client = connect_cluster(redis_cluster)
+        keys = [stream_key("churn", shard) for shard in range(3)]
+        await client.delete(*keys)
+        drops: Counter[str] = Counter()
+        writer = writer_on(client, drops, linger=0.05, streams=3)
+        for i in range(60):
+            writer.write("churn", record(i))
+        await writer.close()
+        entries = [await client.xrange(key) for key in keys]
+        shards = {client.get_node_from_key(key).name for key in keys}
+        await client.aclose()
+        return entries, shards, drops
+
+    entries, shards, drops = asyncio.run(scenario())
+    assert len(shards) == 3 and not drops
+    for shard, stream in enumerate(entries):
+        assert [decode(f) for _, f in stream] == [record(i) for i in range(shard, 60, 3)]
+
+
 def test_closing_the_prediction_log_writes_what_it_was_writing(redis_url: str) -> None:
     """A record taken for a batch (lingering, or on its round trip) is written at close,
     not cancelled half-way: a router shutting down keeps its last predictions."""

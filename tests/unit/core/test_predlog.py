@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
-from sluice.core.predlog import PredictionRecord, PredlogFormatError, decode, encode, stream_key
+from sluice.core import predlog
+from sluice.core.predlog import (
+    PredictionRecord,
+    PredlogFormatError,
+    decode,
+    encode,
+    parse_stream_key,
+    stream_key,
+)
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -27,6 +37,18 @@ def test_single_row_id_is_the_request_id() -> None:
 
 def test_stream_key_is_hash_tagged_per_model() -> None:
     assert stream_key("churn") == "sluice:predlog:{churn}"
+
+
+def test_a_spread_log_has_a_stream_per_shard_each_with_its_own_hash_tag() -> None:
+    keys = [stream_key("churn-eu", shard) for shard in range(3)]
+    assert keys == ["sluice:predlog:{churn-eu}", "sluice:predlog:{churn-eu~1}",
+                    "sluice:predlog:{churn-eu~2}"]  # fmt: skip
+    assert [parse_stream_key(k) for k in keys] == [
+        ("churn-eu", 0),
+        ("churn-eu", 1),
+        ("churn-eu", 2),
+    ]
+    assert doctest.testmod(predlog).failed == 0
 
 
 @pytest.mark.parametrize(

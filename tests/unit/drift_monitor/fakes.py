@@ -4,59 +4,76 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sluice.drift_monitor.batch import Batch, RawEntry
 from sluice.drift_monitor.windows import parse_id
 
+Stream = tuple[str, int]
+
 
 class FakeLog:
-    """A consumer group over in-memory streams: delivered, pending and acknowledged entries."""
+    """A consumer group over in-memory streams: delivered, pending and acknowledged entries.
+    A model's log may be on several streams (``shard``)."""
 
     def __init__(self) -> None:
-        self.streams: dict[str, list[RawEntry]] = {}
-        self.delivered: dict[str, int] = {}
-        self.pending: dict[str, dict[str, RawEntry]] = {}
+        self.streams_: dict[Stream, list[RawEntry]] = {}
+        self.delivered: dict[Stream, int] = {}
+        self.pending: dict[Stream, dict[str, RawEntry]] = {}
 
-    def add(self, model: str, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        self.streams.setdefault(model, []).append((entry_id, fields))
+    def add(self, model: str, entry_id: str, fields: dict[bytes, bytes], shard: int = 0) -> None:
+        self.streams_.setdefault((model, shard), []).append((entry_id, fields))
 
-    async def models(self) -> list[str]:
-        return sorted(self.streams)
+    async def streams(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for model, shard in sorted(self.streams_):
+            found.setdefault(model, []).append(shard)
+        return found
 
-    async def ensure_group(self, model: str) -> None:
-        self.streams.setdefault(model, [])
-        self.delivered.setdefault(model, 0)
-        self.pending.setdefault(model, {})
+    async def ensure_group(self, model: str, shard: int) -> None:
+        self.streams_.setdefault((model, shard), [])
+        self.delivered.setdefault((model, shard), 0)
+        self.pending.setdefault((model, shard), {})
 
-    async def claim(self, model: str, start: str, count: int) -> tuple[str, list[RawEntry]]:
-        ids = sorted(self.pending[model], key=parse_id)
+    async def claim(
+        self, model: str, shard: int, start: str, count: int
+    ) -> tuple[str, list[RawEntry]]:
+        pending = self.pending[(model, shard)]
+        ids = sorted(pending, key=parse_id)
         ids = [i for i in ids if parse_id(i) >= parse_id(start)]
         page = ids[:count]
         rest = ids[count:]
-        return (rest[0] if rest else "0-0"), [self.pending[model][i] for i in page]
+        return (rest[0] if rest else "0-0"), [pending[i] for i in page]
 
-    async def read(self, models: list[str], count: int, block_ms: int) -> dict[str, list[RawEntry]]:
-        out: dict[str, list[RawEntry]] = {}
-        for model in models:
-            start = self.delivered[model]
-            entries = self.streams[model][start : start + count]
-            self.delivered[model] = start + len(entries)
+    async def read(
+        self, streams: list[Stream], count: int, block_ms: int
+    ) -> dict[Stream, list[RawEntry]]:
+        out: dict[Stream, list[RawEntry]] = {}
+        for stream in streams:
+            start = self.delivered[stream]
+            entries = self.streams_[stream][start : start + count]
+            self.delivered[stream] = start + len(entries)
             for entry in entries:
-                self.pending[model][entry[0]] = entry
+                self.pending[stream][entry[0]] = entry
             if entries:
-                out[model] = entries
+                out[stream] = entries
         return out
 
-    async def ack(self, model: str, ids: list[str]) -> None:
+    async def ack(self, model: str, shard: int, ids: list[str]) -> None:
         for i in ids:
-            self.pending[model].pop(i, None)
+            self.pending[(model, shard)].pop(i, None)
 
-    async def lag_seconds(self, model: str) -> float:
-        entries, read = self.streams.get(model, []), self.delivered.get(model, 0)
-        if not entries or not read:
-            return 0.0
-        return (parse_id(entries[-1][0])[0] - parse_id(entries[read - 1][0])[0]) / 1000
+    async def lag_seconds(self, model: str, shards: Iterable[int] = (0,)) -> float:
+        lags = [0.0]
+        for shard in shards:
+            entries = self.streams_.get((model, shard), [])
+            read = self.delivered.get((model, shard), 0)
+            if entries and read:
+                lags.append(
+                    (parse_id(entries[-1][0])[0] - parse_id(entries[read - 1][0])[0]) / 1000
+                )
+        return max(lags)
 
 
 class FakeState:
@@ -93,14 +110,15 @@ class FakeState:
         )
 
     async def commit(
-        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
-        streak: tuple[str, dict[str, Any]] | None, history: int,
+        self, model: str, token: str, key: str, cursors: dict[str, str],
+        report: dict[str, Any], rows: int, streak: tuple[str, dict[str, Any]] | None,
+        history: int,
     ) -> bool:  # fmt: skip
         if self.leases.get(model) != token:
             return False
         if self.index.get(model, {}).get(key, 0) >= report["index"] + 1:
             return True  # already stored: the real script does not apply a window twice
-        self.cursor.setdefault(model, {})[key] = report["last_id"]
+        self.cursor.setdefault(model, {}).update(cursors)
         self.index.setdefault(model, {})[key] = report["index"] + 1
         self.latest_.setdefault(model, {})[key] = report
         self.history_.setdefault((model, key), []).insert(0, report)
@@ -177,15 +195,17 @@ class FlakyState(FakeState):
         self.fail, self.landed, self.calls = fail, landed, 0
 
     async def commit(
-        self, model: str, token: str, key: str, report: dict[str, Any], rows: int,
-        streak: tuple[str, dict[str, Any]] | None, history: int,
+        self, model: str, token: str, key: str, cursors: dict[str, str],
+        report: dict[str, Any], rows: int, streak: tuple[str, dict[str, Any]] | None,
+        history: int,
     ) -> bool:  # fmt: skip
         self.calls += 1
+        args = (model, token, key, cursors, report, rows, streak, history)
         if self.calls in self.landed:
-            await super().commit(model, token, key, report, rows, streak, history)
+            await super().commit(*args)
         if self.calls in self.fail | self.landed:
             raise TimeoutError("Timeout reading from redis")
-        return await super().commit(model, token, key, report, rows, streak, history)
+        return await super().commit(*args)
 
 
 class FlakyFeedback(FakeFeedback):

@@ -51,14 +51,14 @@ def test_a_crash_mid_window_loses_nothing_and_counts_nothing_twice(
         for _ in range(6):  # 42 entries, 126 rows: one window committed, one half full
             await first.step()
         assert state.rows_["churn"]["v1"] == 102
-        assert len(log.pending["churn"]) == 8  # the open window's entries stay pending
+        assert len(log.pending[("churn", 0)]) == 8  # the open window's entries stay pending
         state.leases.clear()  # the first replica dies; its lease runs out
         second = make(registry, log, state)
         await second.housekeeping()  # claims the 8 pending entries and rebuilds the window
         for _ in range(10):
             await second.step()
         assert state.rows_["churn"]["v1"] == 204  # two full windows, 66 rows still open
-        assert len(log.pending["churn"]) == 22
+        assert len(log.pending[("churn", 0)]) == 22
 
     asyncio.run(scenario())
     history = state.history_[("churn", "v1")]
@@ -127,7 +127,7 @@ def test_failed_writes_are_retried_in_order_and_lose_or_double_nothing(
             assert len(owned.held) <= 1 and len(owned.unsaved) <= 1
             if owned.unsaved:  # nothing of the uncommitted window is acknowledged
                 first = owned.unsaved[0].window.first_id
-                assert first in log.pending["churn"]
+                assert first in log.pending[("churn", 0)]
                 seen_failing.append(monitor.failing)
         clock[0] = 2_000.0  # the last window's time is up
         await monitor.step()
@@ -140,7 +140,7 @@ def test_failed_writes_are_retried_in_order_and_lose_or_double_nothing(
     assert [w["index"] for w in history] == [0, 1, 2]
     assert [w["rows"] for w in history] == [102, 102, 66]
     assert all(a["last_id"] < b["first_id"] for a, b in itertools.pairwise(history))
-    assert log.pending["churn"] == {}  # every entry acknowledged, once committed
+    assert log.pending[("churn", 0)] == {}  # every entry acknowledged, once committed
     assert feedback.remembered == 90  # every batch's predictions kept exactly once
     failures = monitor.metrics.write_failures
     assert failures.labels("churn", "window")._value.get() == 4
@@ -166,7 +166,7 @@ def test_a_lost_lease_during_a_failed_commit_hands_the_window_over(
         await first.step()
         assert "churn" not in first.owned
         # nothing acknowledged (the 35th entry closed the window; no read since): all claimable
-        assert len(log.pending["churn"]) == log.delivered["churn"] == 35
+        assert len(log.pending[("churn", 0)]) == log.delivered[("churn", 0)] == 35
         state.leases.clear()
         second = make(registry, log, state)
         await second.housekeeping()
@@ -174,7 +174,7 @@ def test_a_lost_lease_during_a_failed_commit_hands_the_window_over(
 
     asyncio.run(scenario())
     assert state.rows_["churn"]["v1"] == 102
-    assert len(log.pending["churn"]) == 6  # the open window's entries
+    assert len(log.pending[("churn", 0)]) == 6  # the open window's entries
 
 
 def test_the_lag_behind_the_log_is_exported_and_goes_with_the_model(
@@ -210,3 +210,66 @@ def test_the_lag_behind_the_log_is_exported_and_goes_with_the_model(
     assert behind == expected and expected > 0
     assert caught_up == 0.0
     assert gone is None  # the replica that reads it now reports it
+
+
+def test_a_log_spread_over_three_streams_survives_a_crash_with_every_row_once(
+    registry: ModelRegistry,
+) -> None:
+    log, state = FakeLog(), FakeState()
+    for shard in range(3):  # 90 entries of 3 rows: 270 rows, 90 on each stream
+        for entry in entries(30, 3, seed=10 + shard):
+            log.add("churn", *entry, shard=shard)
+    clock = [1_000.0]
+
+    async def scenario() -> None:
+        first = make(registry, log, state, clock=clock)
+        await first.housekeeping()
+        assert first.owned["churn"].shards == {0, 1, 2}
+        for _ in range(3):  # 7 entries of each stream a step: 189 rows, one window closed
+            await first.step()
+        assert state.rows_["churn"]["v1"] >= 100
+        assert any(log.pending[("churn", s)] for s in range(3))  # the open window's entries
+        state.leases.clear()  # the first replica dies; its lease runs out
+        second = make(registry, log, state, clock=clock)
+        await second.housekeeping()  # claims what is pending on each stream
+        for _ in range(10):
+            await second.step()
+        clock[0] = 2_000.0  # the last window's time is up
+        await second.step()
+
+    asyncio.run(scenario())
+    assert state.rows_["churn"]["v1"] == 270  # nothing lost, nothing counted twice
+    history = sorted(state.history_[("churn", "v1")], key=lambda w: w["index"])
+    assert [w["index"] for w in history] == list(range(len(history)))
+    assert sum(w["rows"] for w in history) == 270
+    assert all(log.pending[("churn", s)] == {} for s in range(3))
+    assert set(state.cursor["churn"]) == {"v1", "v1@1", "v1@2"}
+
+
+def test_a_stream_that_appears_later_is_read_from_its_first_entry(
+    registry: ModelRegistry,
+) -> None:
+    log, state = FakeLog(), FakeState()
+    for entry in entries(20, 3, seed=20):
+        log.add("churn", *entry)
+    clock = [1_000.0]
+    monitor = make(registry, log, state, clock=clock)
+
+    async def scenario() -> None:
+        await monitor.housekeeping()
+        for _ in range(4):
+            await monitor.step()
+        for entry in entries(20, 3, seed=21):  # the router now spreads the log over two
+            log.add("churn", *entry, shard=1)
+        await monitor.step()
+        assert monitor.owned["churn"].shards == {0}  # not known before the next look
+        await monitor.housekeeping()
+        assert monitor.owned["churn"].shards == {0, 1}
+        for _ in range(4):
+            await monitor.step()
+        clock[0] = 2_000.0
+        await monitor.step()
+
+    asyncio.run(scenario())
+    assert state.rows_["churn"]["v1"] == 120
+    assert log.pending[("churn", 0)] == {} and log.pending[("churn", 1)] == {}
