@@ -6,7 +6,9 @@ approximate MAXLEN, 256 records a round trip) writes ``--records`` churn records
 features, one row each), spread evenly over three models whose streams hash to three
 different shards, then the same records for one model alone, into streams already at
 their MAXLEN (every XADD trims, as in a router that has run a while). Each case runs on a
-single redis-server and on a three-primary cluster, alternated for ``--rounds`` rounds.
+single redis-server and on a three-primary cluster, alternated for ``--rounds`` rounds;
+a last case spreads the one model's log over three streams on the cluster
+(``SLUICE_ROUTER_PREDLOG_STREAMS=3``), whose hash tags fall on its three shards.
 Reported: records per second (the writer is one Python process: on two cores it, not
 Redis, sets the pace), the writer's CPU a record, Redis's CPU a record over every node,
 the busiest node's (what bounds a deployment: a shard is one thread), and XADD's command
@@ -55,6 +57,7 @@ FEATURES: dict[str, list[Any]] = {
 class Case:
     target: str
     models: int
+    streams: int
     rate: list[float]
     writer_us: list[float]
     redis_us: list[float]
@@ -81,7 +84,9 @@ def cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def write(url: str, cluster: bool, models: tuple[str, ...], records: int) -> float:
+async def write(
+    url: str, cluster: bool, models: tuple[str, ...], records: int, streams: int = 1
+) -> float:
     """Write ``records`` through the router's writer; the seconds it took. Any drop fails.
 
     The streams are kept between runs, at ``MAXLEN`` after the warm-up: every XADD trims,
@@ -90,7 +95,7 @@ async def write(url: str, cluster: bool, models: tuple[str, ...], records: int) 
     drops: Counter[str] = Counter()
     written: Counter[str] = Counter()
     writer = RedisPredictionLog(
-        client, maxlen=MAXLEN, buffer=records, batch=256, linger=0.0,
+        client, maxlen=MAXLEN, buffer=records, batch=256, linger=0.0, streams=streams,
         on_written=lambda m, n: written.update({m: n}),
         on_drop=lambda _, why, n: drops.update({why: n}),
     )  # fmt: skip
@@ -122,7 +127,7 @@ def measure(case: Case, url: str, pids: list[int], records: int) -> None:
     before = [tree_cpu_seconds(p) for p in pids]
     commands = xadd_seconds(ports)
     mine = cpu_self()
-    took = asyncio.run(write(url, len(pids) > 1, models, records))
+    took = asyncio.run(write(url, len(pids) > 1, models, records, case.streams))
     writer = cpu_self() - mine
     used = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
     case.command_us.append((xadd_seconds(ports) - commands) / records * 1e6)
@@ -148,11 +153,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "predlog_shards.md")
     args = parser.parse_args()
-    cases = [Case(t, m, [], [], [], [], []) for m in (3, 1)
-             for t in ("one Redis", "Redis Cluster, 3 shards")]  # fmt: skip
+    cluster = "Redis Cluster, 3 shards"
+    cases = [Case(t, m, 1, [], [], [], [], []) for m in (3, 1) for t in ("one Redis", cluster)]
+    cases.append(Case(cluster, 1, 3, [], [], [], [], []))
     with tempfile.TemporaryDirectory() as tmp, targets(Path(tmp)) as where:
         for url, pids in where.values():  # every stream at MAXLEN: each XADD trims
             asyncio.run(write(url, len(pids) > 1, MODELS, MAXLEN * len(MODELS)))
+        asyncio.run(write(where[cluster][0], True, ("churn",), MAXLEN * 3, streams=3))
         for n in range(args.rounds):
             order = cases if n % 2 == 0 else cases[::-1]
             for case in order:
@@ -176,14 +183,16 @@ def render(cases: list[Case], args: argparse.Namespace, command: str) -> str:
         "alternated. CPU is utime+stime over the run divided by records; command time is "
         "Redis's own `INFO commandstats` for XADD, a part of its CPU.",
         "",
-        "| models | Redis | records/s | writer CPU µs/record | Redis CPU µs/record, all nodes"
-        " | busiest node µs/record | XADD command time µs/record |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| models | streams a model | Redis | records/s | writer CPU µs/record"
+        " | Redis CPU µs/record, all nodes | busiest node µs/record"
+        " | XADD command time µs/record |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in cases:
         lines.append(
-            f"| {c.models} | {c.target} | {med(c.rate):,.0f} | {med(c.writer_us):.1f} | "
-            f"{med(c.redis_us):.1f} | {med(c.busiest_us):.1f} | {med(c.command_us):.1f} |"
+            f"| {c.models} | {c.streams} | {c.target} | {med(c.rate):,.0f} | "
+            f"{med(c.writer_us):.1f} | {med(c.redis_us):.1f} | {med(c.busiest_us):.1f} | "
+            f"{med(c.command_us):.1f} |"
         )
     return "\n".join(lines) + "\n"
 
