@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import inspect
 import os
 import platform
 import statistics
@@ -161,12 +162,15 @@ def end_to_end(registry: ModelRegistry, redis_url: str, per_entry: int) -> float
                         lease_seconds=3600)  # fmt: skip
     # the service's own client where it has one (a baseline tree may predate it)
     connect = getattr(backends, "connect", aioredis.Redis.from_url)
+    # ... and its log's start, before the monitor chose it per stream
+    takes_start = "start_from" in inspect.signature(backends.RedisPredictionLog).parameters
+    start_from = ("0",) if takes_start else ()
 
     async def run() -> float:
         aio = connect(redis_url)
         state = backends.RedisStateStore(aio)
         monitor = Monitor(
-            settings, log_=backends.RedisPredictionLog(aio, settings.group, "bench", "0"),
+            settings, log_=backends.RedisPredictionLog(aio, settings.group, "bench", *start_from),
             state=state, feedback=RedisFeedbackStore(aio, 3600, 1000),
             references=RegistryReferences(registry), metrics=Metrics(CollectorRegistry()),
         )  # fmt: skip

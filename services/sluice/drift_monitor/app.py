@@ -64,9 +64,7 @@ def create_app(
         feedback = RedisFeedbackStore(
             client, settings.prediction_ttl_seconds, settings.performance_window
         )
-        prediction_log = RedisPredictionLog(
-            client, settings.group, settings.consumer, settings.start_from
-        )
+        prediction_log = RedisPredictionLog(client, settings.group, settings.consumer)
     assert state is not None and feedback is not None and prediction_log is not None
     if alerts is None and settings.alert_webhook_url:
         alerts = WebhookAlertSink(http, settings.alert_webhook_url)

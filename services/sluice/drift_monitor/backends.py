@@ -45,7 +45,7 @@ class PredictionLog(Protocol):
     """The router's per-model streams, read through a consumer group."""
 
     async def streams(self) -> dict[str, list[int]]: ...
-    async def ensure_group(self, model: str, shard: int) -> None: ...
+    async def ensure_group(self, model: str, shard: int, start: str) -> bool: ...
     async def claim(
         self, model: str, shard: int, start: str, count: int
     ) -> tuple[str, list[RawEntry]]: ...
@@ -57,11 +57,8 @@ class PredictionLog(Protocol):
 
 
 class RedisPredictionLog:
-    def __init__(
-        self, client: aioredis.Redis | RedisCluster, group: str, consumer: str, start_from: str
-    ) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, group: str, consumer: str) -> None:
         self.client, self.group, self.consumer = client, group, consumer
-        self.start_from = start_from
         self.cluster = isinstance(client, RedisCluster)
 
     async def streams(self) -> dict[str, list[int]]:
@@ -72,14 +69,18 @@ class RedisPredictionLog:
             found.setdefault(model, set()).add(shard)
         return {model: sorted(shards) for model, shards in sorted(found.items())}
 
-    async def ensure_group(self, model: str, shard: int) -> None:
+    async def ensure_group(self, model: str, shard: int, start: str) -> bool:
+        """Make the group on the stream, reading from ``start`` (``0`` or ``$``), unless it
+        is there already; True when it was made now."""
         try:
             await self.client.xgroup_create(
-                stream_key(model, shard), self.group, id=self.start_from, mkstream=True
+                stream_key(model, shard), self.group, id=start, mkstream=True
             )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
 
     async def claim(
         self, model: str, shard: int, start: str, count: int

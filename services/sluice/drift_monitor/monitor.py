@@ -227,9 +227,14 @@ class Monitor:
         pending on it (whoever held it), and only then read it further. Returns how many
         entries were replayed."""
         replayed = 0
+        # start_from applies once, when the model's first stream gets its group: a stream
+        # that joins a log already being read is read whole (the router may have written
+        # to it for a while before it was found).
+        origin: str = self.settings.start_from if 0 in shards else "0"
         try:
             for shard in sorted(shards):
-                await self.log.ensure_group(model, shard)
+                if not await self.log.ensure_group(model, shard, origin):
+                    origin = "0"
                 start = "0-0"
                 while model in self.owned:
                     start, entries = await self.log.claim(

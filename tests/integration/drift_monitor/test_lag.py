@@ -13,9 +13,9 @@ from sluice.drift_monitor.backends import RedisPredictionLog
 def test_lag_is_the_time_between_the_last_entry_read_and_the_newest(redis_url: str) -> None:
     async def scenario() -> list[float]:
         client = aioredis.Redis.from_url(redis_url)
-        log = RedisPredictionLog(client, "drift", "replica-a", "0")
+        log = RedisPredictionLog(client, "drift", "replica-a")
         seen = [await log.lag_seconds("churn")]  # no stream yet
-        await log.ensure_group("churn", 0)
+        await log.ensure_group("churn", 0, "0")
         seen.append(await log.lag_seconds("churn"))  # an empty stream, nothing read
         for ms in (1_000_000, 1_060_000, 1_120_000):  # three entries a minute apart
             await client.xadd(stream_key("churn"), {"v": "1"}, id=f"{ms}-0")
@@ -26,7 +26,7 @@ def test_lag_is_the_time_between_the_last_entry_read_and_the_newest(redis_url: s
         await log.read([("churn", 0)], 10, 100)
         seen.append(await log.lag_seconds("churn"))  # caught up
         # the log spread over a second stream that is read up to a minute behind its newest
-        await log.ensure_group("churn", 1)
+        await log.ensure_group("churn", 1, "0")
         for ms in (1_000_000, 1_060_000):
             await client.xadd(stream_key("churn", 1), {"v": "1"}, id=f"{ms}-0")
         await log.read([("churn", 1)], 1, 100)

@@ -31,10 +31,13 @@ class FakeLog:
             found.setdefault(model, []).append(shard)
         return found
 
-    async def ensure_group(self, model: str, shard: int) -> None:
-        self.streams_.setdefault((model, shard), [])
-        self.delivered.setdefault((model, shard), 0)
-        self.pending.setdefault((model, shard), {})
+    async def ensure_group(self, model: str, shard: int, start: str) -> bool:
+        if (model, shard) in self.delivered:
+            return False
+        entries = self.streams_.setdefault((model, shard), [])
+        self.delivered[(model, shard)] = len(entries) if start == "$" else 0
+        self.pending[(model, shard)] = {}
+        return True
 
     async def claim(
         self, model: str, shard: int, start: str, count: int

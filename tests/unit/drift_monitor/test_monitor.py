@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from sluice.core.registry import ModelRegistry
@@ -246,14 +247,17 @@ def test_a_log_spread_over_three_streams_survives_a_crash_with_every_row_once(
     assert set(state.cursor["churn"]) == {"v1", "v1@1", "v1@2"}
 
 
+@pytest.mark.parametrize(("start_from", "rows"), [("0", 120), ("$", 60)])
 def test_a_stream_that_appears_later_is_read_from_its_first_entry(
-    registry: ModelRegistry,
+    registry: ModelRegistry, start_from: str, rows: int
 ) -> None:
+    """With start_from ``$`` the log's first 60 rows, there before the monitor, are
+    skipped; the stream that joins later is read whole either way."""
     log, state = FakeLog(), FakeState()
     for entry in entries(20, 3, seed=20):
         log.add("churn", *entry)
     clock = [1_000.0]
-    monitor = make(registry, log, state, clock=clock)
+    monitor = make(registry, log, state, clock=clock, start_from=start_from)
 
     async def scenario() -> None:
         await monitor.housekeeping()
@@ -271,5 +275,39 @@ def test_a_stream_that_appears_later_is_read_from_its_first_entry(
         await monitor.step()
 
     asyncio.run(scenario())
-    assert state.rows_["churn"]["v1"] == 120
+    assert state.rows_["churn"]["v1"] == rows
     assert log.pending[("churn", 0)] == {} and log.pending[("churn", 1)] == {}
+
+
+def test_a_stream_the_last_owner_never_found_is_read_whole_by_the_next(
+    registry: ModelRegistry,
+) -> None:
+    """start_from ``$`` skips what was logged before the monitor came, once: a replica
+    taking over a log already read reads a stream its predecessor had not found yet from
+    its first entry."""
+    log, state = FakeLog(), FakeState()
+    for entry in entries(20, 3, seed=30):  # before the monitor: skipped
+        log.add("churn", *entry)
+    clock = [1_000.0]
+    first = make(registry, log, state, clock=clock, start_from="$")
+
+    async def scenario() -> None:
+        await first.housekeeping()
+        for entry in entries(20, 3, seed=31, start_ms=2_000_000):
+            log.add("churn", *entry)
+        for _ in range(4):
+            await first.step()
+        for entry in entries(20, 3, seed=32, start_ms=3_000_000):
+            log.add("churn", *entry, shard=1)
+        # the first replica dies before its next look at the streams
+        del state.leases["churn"]
+        second = make(registry, log, state, clock=clock, start_from="$")
+        await second.housekeeping()
+        assert second.owned["churn"].shards == {0, 1}
+        for _ in range(4):
+            await second.step()
+        clock[0] = 2_000.0
+        await second.step()
+
+    asyncio.run(scenario())
+    assert state.rows_["churn"]["v1"] == 120
