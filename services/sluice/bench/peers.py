@@ -16,6 +16,8 @@ served by:
   and latency logging off, access log off);
 - nginx (one worker process, access log off, upstream keepalive) in front of our model
   server: the plain reverse proxy;
+- the floor under any Python gateway on our stack (``sluice.bench.floor_proxy``: our HTTP
+  layers forwarding the body as it is, nothing else) in front of the same model server;
 - our router in front of the same model server (prediction log on, as deployed), and two
   more with one setting back at its old value: Python's default GC (``gc_freeze`` off) and
   uvicorn's ASGI cycle for the inference path (``hot_protocol`` off);
@@ -258,6 +260,7 @@ def main() -> None:
         asgi_url, asgi_pid = stack.enter_context(
             router(work, redis_url, registry, ours, SLUICE_ROUTER_HOT_PROTOCOL="false")
         )
+        fl_url, fl_pid = stack.enter_context(floor_proxy(work, ours))
         infer = "/v2/models/churn/infer"
         targets = [
             Target("sluice model server", ours + infer, {"server": ours_pid}),
@@ -268,6 +271,11 @@ def main() -> None:
                 "nginx -> sluice model server",
                 ng_url + infer,
                 {"proxy": ng_pid, "upstream": ours_pid},
+            ),
+            Target(
+                "Python floor: our HTTP layers, forwarding only -> sluice model server",
+                fl_url + infer,
+                {"proxy": fl_pid, "upstream": ours_pid},
             ),
             Target(
                 "sluice router -> sluice model server",
@@ -364,6 +372,17 @@ def nginx(work: Path, upstream: str) -> Iterator[tuple[str, int]]:
     argv = [binary, "-p", str(work), "-c", str(conf)]
     url = f"http://127.0.0.1:{port}"
     with serving(argv, url, "/readyz", {}, work / "nginx.log") as served:
+        yield served
+
+
+@contextmanager
+def floor_proxy(work: Path, upstream: str) -> Iterator[tuple[str, int]]:
+    """``sluice.bench.floor_proxy``: what a Python gateway on our stack costs doing
+    nothing but forwarding."""
+    port = free_port()
+    argv = [sys.executable, "-m", "sluice.bench.floor_proxy", "--port", str(port),
+            "--upstream", upstream]  # fmt: skip
+    with serving(argv, f"http://127.0.0.1:{port}", "/readyz", {}, work / "floor.log") as served:
         yield served
 
 
@@ -556,6 +575,7 @@ def ratios(rows: list[Row]) -> Iterator[str]:
         untuned = find("sluice router, Python's default GC", concurrency)
         asgi = find("sluice router, uvicorn's ASGI cycle", concurrency)
         e2e = find("end to end", concurrency)
+        floor = find("Python floor", concurrency)
         if e2e and ours:
             yield (
                 f"- c={concurrency}: end to end (customer id in) p50 {e2e.p50_ms:.2f} ms, p99 "
@@ -588,6 +608,15 @@ def ratios(rows: list[Row]) -> Iterator[str]:
                 f"model server behind the router costs {rt.cpu_us['upstream']:.0f} us a request "
                 f"(behind nginx {ng.cpu_us['upstream']:.0f}, called directly "
                 f"{ours.total_cpu_us:.0f})"
+            )
+        if ours and ng and rt and floor:
+            yield (
+                f"- c={concurrency}: a Python gateway that only forwards (our HTTP layers, "
+                f"`sluice.bench.floor_proxy`) costs {floor.cpu_us['proxy']:.0f} us a request = "
+                f"{floor.cpu_us['proxy'] / ng.cpu_us['proxy']:.1f}x nginx's and adds "
+                f"{floor.p50_ms - ours.p50_ms:.3f} ms to p50; the router costs "
+                f"{rt.cpu_us['proxy'] / floor.cpu_us['proxy']:.1f}x that floor "
+                f"({rt.cpu_us['proxy'] - floor.cpu_us['proxy']:.0f} us for what it does)"
             )
         if rt and untuned:
             yield (
