@@ -50,7 +50,6 @@ from sluice.drift_monitor.windows import (
     Shard,
     StreamId,
     WindowSpec,
-    earliest,
     parse_id,
 )
 
@@ -93,8 +92,7 @@ class Owned:
         window holds. A stream not named: every entry fed from it may be."""
         firsts = [{b.shard: b.ids[0]} for b in self.held if b.ids]
         firsts += [u.window.firsts for u in self.unsaved]
-        firsts += [w.firsts for w in self.windows.open.values()]
-        return earliest(firsts)
+        return self.windows.ack_horizon(firsts)
 
 
 class Monitor:

@@ -267,10 +267,11 @@ class ModelWindows:
         ]  # fmt: skip
         return [self._close(k) for k in due]
 
-    def ack_horizon(self) -> dict[Shard, StreamId]:
-        """Per stream, entries older than this may be acknowledged; a stream not named:
-        every entry fed from it may be."""
-        return earliest(w.firsts for w in self.open.values())
+    def ack_horizon(self, held: Iterable[dict[Shard, str]] = ()) -> dict[Shard, StreamId]:
+        """Per stream, entries older than this may be acknowledged: none an open window
+        holds, nor ``held`` (more first ids per stream, of what is not fed or stored yet).
+        A stream not named: every entry fed from it may be."""
+        return earliest([*held, *(w.firsts for w in self.open.values())])
 
     def committed(self, window: ClosedWindow) -> None:
         """Record that ``window`` is safely stored: its entries are skipped from now on."""
